@@ -1,0 +1,115 @@
+"""The gateway's settings, read at call time.
+
+Each ``LLM_GATEWAY_<NAME>`` is looked up in Django settings first, then in the environment
+variable of the same name, then falls back to a default. Nothing is read at import, so
+``override_settings`` and a changed environment take effect at once (django-cors-headers'
+``conf.py`` pattern; knox's read-at-import is the flaw to avoid).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.conf import settings as django_settings
+
+T = TypeVar("T")
+PREFIX = "LLM_GATEWAY_"
+_MISSING = object()
+
+
+def parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def parse_list(value: Any) -> list[str]:
+    """A list or tuple as given, or a comma-separated string; blanks trimmed and dropped."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+class Settings:
+    """Typed accessors for every setting the app reads (the only place that names them)."""
+
+    def _get(self, name: str, default: T, parse: Callable[[Any], T]) -> T:
+        value = getattr(django_settings, PREFIX + name, _MISSING)
+        if value is _MISSING:
+            value = os.environ.get(PREFIX + name, _MISSING)
+        if value is _MISSING or value is None or value == "":
+            return default
+        return parse(value)
+
+    # --- authentication -------------------------------------------------------------------
+    @property
+    def API_KEYS(self) -> list[str]:
+        """Static keys (like vLLM's --api-key), compared by digest in constant time."""
+        return self._get("API_KEYS", [], parse_list)
+
+    @property
+    def AUTH_PREFIXES(self) -> list[str]:
+        """Path prefixes that need a key; a path is guarded if it equals one or is below it."""
+        return self._get("AUTH_PREFIXES", ["/v1"], parse_list)
+
+    @property
+    def KEY_CACHE_SECONDS(self) -> float:
+        """How often each process re-reads the keys it has cached (revocation latency)."""
+        return self._get("KEY_CACHE_SECONDS", 0.5, float)
+
+    @property
+    def LAST_USED_INTERVAL(self) -> float:
+        """At most one last_used_at write per key in this many seconds."""
+        return self._get("LAST_USED_INTERVAL", 60.0, float)
+
+    # --- upstream -------------------------------------------------------------------------
+    @property
+    def UPSTREAM_URL(self) -> str:
+        """The engine's base URL including /v1, e.g. http://127.0.0.1:8001/v1."""
+        return self._get("UPSTREAM_URL", "", str).rstrip("/")
+
+    @property
+    def UPSTREAM_API_KEY(self) -> str:
+        """The key sent upstream; the client's own key is never forwarded."""
+        return self._get("UPSTREAM_API_KEY", "", str)
+
+    @property
+    def CONNECT_TIMEOUT(self) -> float:
+        return self._get("CONNECT_TIMEOUT", 5.0, float)
+
+    @property
+    def READ_TIMEOUT(self) -> float:
+        """Longest silence between two upstream reads; long prefills are normal, hence 600 s."""
+        return self._get("READ_TIMEOUT", 600.0, float)
+
+    @property
+    def MAX_BODY_BYTES(self) -> int:
+        return self._get("MAX_BODY_BYTES", 32 * 1024 * 1024, int)
+
+    @property
+    def POOL_SIZE(self) -> int:
+        """Upper bound on open upstream connections per process (0: no limit)."""
+        return self._get("POOL_SIZE", 0, int)
+
+    # --- watchdog -------------------------------------------------------------------------
+    @property
+    def HEALTH_PATH(self) -> str:
+        """Absolute path probed on the upstream's origin; empty: /health, else <upstream>/models."""
+        return self._get("HEALTH_PATH", "", str)
+
+    @property
+    def WATCHDOG_INTERVAL(self) -> float:
+        return self._get("WATCHDOG_INTERVAL", 5.0, float)
+
+    @property
+    def WATCHDOG_FAILURES(self) -> int:
+        """Failed probes in a row after which the engine is declared dead."""
+        return self._get("WATCHDOG_FAILURES", 2, int)
+
+    @property
+    def EXIT_ON_ENGINE_DEATH(self) -> bool:
+        return self._get("EXIT_ON_ENGINE_DEATH", False, parse_bool)
+
+
+conf = Settings()

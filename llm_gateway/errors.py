@@ -1,0 +1,123 @@
+"""Errors the gateway answers with, each rendered as an OpenAI-shaped JSON body.
+
+``EngineGenerateError`` and ``EngineDeadError`` mirror vLLM's two engine errors: one request
+failed (recoverable) versus the engine cannot serve at all.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+
+class GatewayError(Exception):
+    status = 500
+    type = "server_error"
+    code: str | None = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        type: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
+        body: dict[str, Any] | None = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        if type is not None:
+            self.type = type
+        if code is not None:
+            self.code = code
+        self.param = param
+        self._body = body
+        self._headers = headers or []
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return self._headers
+
+    def body(self) -> dict[str, Any]:
+        """The OpenAI error object: an upstream's own (cleaned) when it sent one."""
+        if self._body is not None:
+            return self._body
+        return error_body(self.message, self.type, self.param, self.code)
+
+    def json(self) -> bytes:
+        return orjson.dumps(self.body())
+
+
+def error_body(
+    message: str, type: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+class InvalidRequestError(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class RequestTooLargeError(GatewayError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class AuthenticationFailed(GatewayError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"www-authenticate", b"Bearer"), *self._headers]
+
+
+class KeyStoreUnavailable(GatewayError):
+    status = 503
+    type = "server_error"
+    code = "key_store_unavailable"
+
+
+class EngineGenerateError(GatewayError):
+    """One request failed upstream: an error status, a broken body, or a read timeout."""
+
+    status = 502
+    type = "server_error"
+    code = "upstream_error"
+
+
+class EngineTimeoutError(EngineGenerateError):
+    status = 504
+    code = "upstream_timeout"
+
+
+class EngineDeadError(GatewayError):
+    """The engine cannot be reached, or the watchdog has declared it dead."""
+
+    status = 503
+    type = "server_error"
+    code = "engine_unavailable"
+
+
+_TRACEBACK_RE = re.compile(r"\s*Traceback \(most recent call last\):.*", re.DOTALL)
+_FILE_LINE_RE = re.compile(r'File "[^"]*", line \d+(?:, in \S+)?')
+_PATH_RE = re.compile(r"(?<![\w:/.~-])(?:[A-Za-z]:\\|~?/)(?:[\w.@+\-]+[/\\])+[\w.@+\-]*")
+MAX_MESSAGE_CHARS = 2000
+
+
+def clean_message(message: str) -> str:
+    """Drop tracebacks and file paths an engine leaks into its error messages."""
+    message = _TRACEBACK_RE.sub("", message)
+    message = _FILE_LINE_RE.sub("<file>", message)
+    message = _PATH_RE.sub("<path>", message).strip()
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[:MAX_MESSAGE_CHARS] + "...[truncated]"
+    return message or "The engine returned an error."

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from llm_gateway.models import ApiKey
+
+
+class Command(BaseCommand):
+    help = "Create an API key; the raw key is the last line of the output, shown this once."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("name")
+        parser.add_argument("--expires-in-days", type=float, default=None)
+
+    def handle(self, *args: Any, name: str, expires_in_days: float | None, **options: Any) -> None:
+        if ApiKey.objects.filter(name=name).exists():
+            raise CommandError(f"An API key named {name!r} already exists.")
+        expires_at = None
+        if expires_in_days is not None:
+            if expires_in_days <= 0:
+                raise CommandError("--expires-in-days must be above 0.")
+            expires_at = timezone.now() + dt.timedelta(days=expires_in_days)
+        key, raw = ApiKey.create(name, expires_at=expires_at)
+        until = f", expires {key.expires_at.isoformat()}" if key.expires_at else ""
+        self.stderr.write(f"Created API key {key.name!r} (sk-{key.prefix}-…){until}.")
+        self.stderr.write("Store it now: it is shown only this once.")
+        self.stdout.write(raw)

@@ -1,0 +1,70 @@
+"""Turns exceptions into OpenAI-shaped JSON answers, never an HTML page.
+
+Once a response has started its status cannot change (Starlette's rule): the relay itself
+ends a started stream with an SSE error event, and anything escaping after the start is
+logged and the response closed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..errors import GatewayError
+from ..types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger("llm_gateway.errors")
+
+# Close codes for WebSocket rejections: 4000 + the HTTP status they stand for.
+WS_CLOSE_BASE = 4000
+
+
+async def send_error(send: Send, error: GatewayError) -> None:
+    body = error.json()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *error.headers(),
+    ]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class ErrorMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except GatewayError as exc:
+            if started:
+                logger.warning("error after the response started: %s", exc.message)
+                return
+            if exc.status >= 500:
+                logger.warning("%s %s -> %d: %s", scope["method"], scope["path"], exc.status, exc)
+            await send_error(send, exc)
+        except Exception:
+            logger.exception("unhandled error in %s %s", scope["method"], scope["path"])
+            if not started:
+                await send_error(send, GatewayError("Internal server error."))
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except GatewayError as exc:
+            # Closing before accepting makes the server answer the handshake with 403.
+            await send({"type": "websocket.close", "code": WS_CLOSE_BASE + exc.status})

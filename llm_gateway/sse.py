@@ -1,0 +1,171 @@
+"""Server-sent events: an incremental decoder and OpenAI content extraction. No Django imports.
+
+The decoder follows WHATWG HTML, "9.2.6 Interpreting an event stream": bytes are split into
+lines *before* UTF-8 decoding (a character split across chunks survives; vLLM decoded each
+chunk on its own and dropped such chunks), CR, LF and CRLF all end a line, including a CRLF
+split across two chunks (httpx-sse / openai-python carry the CR over), one leading BOM is
+dropped, and U+2028 is not a line break (so no ``str.splitlines``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(slots=True, frozen=True)
+class ServerSentEvent:
+    event: str = "message"
+    data: str = ""
+    id: str = ""
+    retry: int | None = None
+
+    def json(self) -> Any:
+        return orjson.loads(self.data)
+
+
+class SSEDecoder:
+    """Feed it bytes as they arrive; it returns the events completed by each chunk."""
+
+    __slots__ = ("_buffer", "_skip_lf", "_bom_checked", "_event", "_data", "_last_id", "_retry")
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._skip_lf = False  # the previous chunk ended in CR: a leading LF belongs to it
+        self._bom_checked = False
+        self._event = ""
+        self._data: list[str] = []
+        self._last_id = ""  # persists across events, as the spec's last-event-ID buffer does
+        self._retry: int | None = None
+
+    def decode_chunk(self, chunk: bytes) -> list[ServerSentEvent]:
+        if not chunk:
+            return []
+        if self._skip_lf:
+            self._skip_lf = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+        data = self._buffer + chunk if self._buffer else chunk
+        if not self._bom_checked:
+            if len(data) < len(_BOM) and _BOM.startswith(data):
+                self._buffer = data  # could still become a BOM
+                return []
+            self._bom_checked = True
+            if data.startswith(_BOM):
+                data = data[len(_BOM) :]
+        lines = _LINE_END.split(data)
+        self._buffer = lines.pop()
+        if data.endswith(b"\r"):
+            self._skip_lf = True
+        events: list[ServerSentEvent] = []
+        for line in lines:
+            event = self._process_line(line.decode("utf-8", "replace"))
+            if event is not None:
+                events.append(event)
+        return events
+
+    def _process_line(self, line: str) -> ServerSentEvent | None:
+        if not line:
+            return self._dispatch()
+        if line[0] == ":":
+            return None
+        field, colon, value = line.partition(":")
+        if colon and value[:1] == " ":
+            value = value[1:]
+        if field == "data":
+            self._data.append(value)
+        elif field == "event":
+            self._event = value
+        elif field == "id":
+            if "\x00" not in value:
+                self._last_id = value
+        elif field == "retry":
+            if value and value.isascii() and value.isdigit():
+                self._retry = int(value)
+        return None
+
+    def _dispatch(self) -> ServerSentEvent | None:
+        data, event, retry = self._data, self._event, self._retry
+        self._data, self._event, self._retry = [], "", None
+        if not data:
+            return None
+        return ServerSentEvent(event or "message", "\n".join(data), self._last_id, retry)
+
+
+def _choices(payload: dict[str, Any]) -> list[Any]:
+    choices = payload.get("choices")
+    return choices if isinstance(choices, list) else []
+
+
+def _delta(choice: Any) -> dict[str, Any]:
+    delta = choice.get("delta") if isinstance(choice, dict) else None
+    return delta if isinstance(delta, dict) else {}
+
+
+def extract_content(payload: dict[str, Any]) -> str:
+    """The output text a streamed chunk carries: chat and completion chunks, Responses deltas."""
+    if not isinstance(payload, dict):
+        return ""
+    if payload.get("type") == "response.output_text.delta":
+        delta = payload.get("delta")
+        return delta if isinstance(delta, str) else ""
+    parts: list[str] = []
+    for choice in _choices(payload):
+        content = _delta(choice).get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(choice, dict) and isinstance(choice.get("text"), str):
+            parts.append(choice["text"])
+    return "".join(parts)
+
+
+_REASONING_EVENTS = ("response.reasoning_text.delta", "response.reasoning_summary_text.delta")
+
+
+def extract_reasoning(payload: dict[str, Any]) -> str:
+    """Reasoning text (``reasoning_content`` / ``reasoning`` deltas), kept apart from content."""
+    if not isinstance(payload, dict):
+        return ""
+    if payload.get("type") in _REASONING_EVENTS:
+        delta = payload.get("delta")
+        return delta if isinstance(delta, str) else ""
+    parts = []
+    for choice in _choices(payload):
+        delta = _delta(choice)
+        text = delta.get("reasoning_content") or delta.get("reasoning")
+        if isinstance(text, str):
+            parts.append(text)
+    return "".join(parts)
+
+
+def extract_tool_calls(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """Tool-call deltas of a chat chunk, in order (fragments of arguments, not joined)."""
+    calls: list[dict[str, Any]] = []
+    if not isinstance(payload, dict):
+        return calls
+    for choice in _choices(payload):
+        tool_calls = _delta(choice).get("tool_calls")
+        if isinstance(tool_calls, list):
+            calls.extend(c for c in tool_calls if isinstance(c, dict))
+    return calls
+
+
+def encode_event(data: str | bytes, event: str | None = None) -> bytes:
+    """One SSE event; multi-line data becomes several data lines."""
+    text = data.decode() if isinstance(data, bytes) else data
+    head = f"event: {event}\n" if event else ""
+    body = "".join(f"data: {line}\n" for line in _split_for_data(text))
+    return (head + body + "\n").encode()
+
+
+def _split_for_data(text: str) -> list[str]:
+    return _LINE_END_STR.split(text)
+
+
+_LINE_END_STR = re.compile(r"\r\n|\r|\n")

@@ -1,0 +1,133 @@
+"""Engine liveness: a background probe per process, as vLLM's watchdog watches its engine.
+
+After ``WATCHDOG_FAILURES`` failed probes in a row the engine is dead: /health answers 503
+and relay requests fail fast with 503 instead of each waiting for a connect timeout. The
+first good probe makes it alive again. With ``EXIT_ON_ENGINE_DEATH`` the process stops itself
+(SIGTERM, so the server shuts down cleanly), as vLLM does unless told to stay alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+import aiohttp
+
+from .conf import conf
+from .errors import GatewayError
+from .upstream import upstream
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class EngineState:
+    state: str = "unknown"  # unknown | alive | dead
+    reason: str = ""
+    failures: int = 0
+    checked_at: float | None = None  # wall clock
+
+
+class Watchdog:
+    def __init__(self) -> None:
+        self.status = EngineState()
+        self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._use_models_path = False
+
+    @property
+    def dead(self) -> bool:
+        return self.status.state == "dead"
+
+    def ensure_started(self) -> None:
+        task = self._task
+        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
+            return
+        if not conf.UPSTREAM_URL:
+            return
+        self._wake = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def poke(self) -> None:
+        """Probe now (a relay request could not connect)."""
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while True:
+            await self.probe_once()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), conf.WATCHDOG_INTERVAL)
+            self._wake.clear()
+
+    def _probe_urls(self) -> list[str]:
+        if conf.HEALTH_PATH:
+            return [upstream.origin() + "/" + conf.HEALTH_PATH.lstrip("/")]
+        models = upstream.base_url() + "/models"
+        return [models] if self._use_models_path else [upstream.origin() + "/health", models]
+
+    async def probe_once(self) -> None:
+        reason = ""
+        try:
+            reason = await self._probe()
+        except GatewayError as exc:
+            reason = exc.message
+        except Exception as exc:  # a probe must never kill the watchdog
+            reason = f"health probe failed: {type(exc).__name__}"
+        self._record(reason)
+
+    async def _probe(self) -> str:
+        """'' when the engine answered well, else why not."""
+        timeout = aiohttp.ClientTimeout(total=max(0.5, min(conf.WATCHDOG_INTERVAL, 10.0)))
+        headers = []
+        if key := conf.UPSTREAM_API_KEY:
+            headers.append(("Authorization", f"Bearer {key}"))
+        reason = "no probe"
+        for url in self._probe_urls():
+            response = await upstream.request("GET", url, headers=headers, body=None, timeout=timeout)
+            async with response:
+                await response.read()
+                if response.status == 404 and not conf.HEALTH_PATH and url.endswith("/health"):
+                    self._use_models_path = True  # llama.cpp's server has no /health
+                    continue
+                if response.status < 500:
+                    return ""
+                reason = f"health probe answered HTTP {response.status}"
+        return reason
+
+    def _record(self, reason: str) -> None:
+        status = self.status
+        status.checked_at = time.time()
+        if not reason:
+            if status.state == "dead":
+                logger.warning("engine is alive again")
+            status.state, status.reason, status.failures = "alive", "", 0
+            return
+        status.failures += 1
+        status.reason = reason
+        if status.failures >= conf.WATCHDOG_FAILURES and status.state != "dead":
+            status.state = "dead"
+            logger.error("engine declared dead after %d failed probes: %s", status.failures, reason)
+            if conf.EXIT_ON_ENGINE_DEATH:
+                logger.error("LLM_GATEWAY_EXIT_ON_ENGINE_DEATH is set: stopping this process")
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    async def aclose(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._task = None
+
+    def reset(self) -> None:
+        self.status = EngineState()
+        self._use_models_path = False
+
+
+watchdog = Watchdog()

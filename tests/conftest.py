@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from django.conf import settings
+
+from llm_gateway.keystore import key_store
+from llm_gateway.watchdog import watchdog
+
+from . import servers
+
+
+def database_url() -> str:
+    """The test database as a URL, for the daphne processes the tests start."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    host = db.get("HOST") or "127.0.0.1"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{user}{password}@{host}{port}/{db['NAME']}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_state() -> Iterator[None]:
+    key_store.clear()
+    watchdog.reset()
+    yield
+    key_store.clear()
+
+
+@pytest.fixture(scope="session")
+def server_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("server-logs")
+
+
+@pytest.fixture(scope="session")
+def upstream(server_logs: Path) -> Iterator[servers.Server]:
+    server = servers.fake_upstream(server_logs).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway_env(django_db_setup: None, django_db_blocker: object, upstream: servers.Server) -> dict[str, str]:
+    return {
+        "DATABASE_URL": database_url(),
+        "LLM_GATEWAY_UPSTREAM_URL": upstream.url + "/v1",
+        "LLM_GATEWAY_UPSTREAM_API_KEY": "sk-upstream-secret-never-shown",
+        "LLM_GATEWAY_API_KEYS": "",
+        "LLM_GATEWAY_KEY_CACHE_SECONDS": "0.25",
+    }
+
+
+@pytest.fixture(scope="session")
+def gateway(gateway_env: dict[str, str], server_logs: Path) -> Iterator[servers.Server]:
+    """One daphne serving project.asgi, in front of the fake engine, for the whole session."""
+    server = servers.daphne(server_logs, gateway_env).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_requests(upstream: servers.Server) -> Iterator[callable]:  # type: ignore[valid-type]
+    httpx.post(upstream.url + "/_fake/reset")
+
+    def seen() -> list[dict]:
+        return httpx.get(upstream.url + "/_fake/requests").json()
+
+    yield seen
+
+
+@pytest.fixture
+def api_key(transactional_db: None) -> str:
+    from llm_gateway.models import ApiKey
+
+    _, raw = ApiKey.create(f"test-{os.urandom(4).hex()}")
+    return raw

@@ -1,0 +1,283 @@
+"""A fake OpenAI-compatible engine for the end-to-end tests: a real HTTP server process.
+
+    python tests/fake_upstream.py --port 9000
+
+Knobs, as request headers (the gateway forwards unknown headers):
+    X-Fake-Chunks: N          stream N content chunks (default 5)
+    X-Fake-Delay-Ms: D        wait D ms between stream chunks
+    X-Fake-Split: K           write the stream in pieces of K bytes, cutting events anywhere
+    X-Fake-Abort-After: K     send K chunks, then drop the connection mid-stream
+    X-Fake-Status: S          answer with HTTP status S
+    X-Fake-Error: kind        error body: openai (default), traceback, text, html, flat
+    X-Fake-Sleep-Ms: D        wait D ms before answering at all
+    X-Fake-Hang: 1            stream one chunk, then never send more (read timeout)
+Observation:
+    GET  /_fake/requests      every request seen: path, method, headers, body, and whether the
+                              client disconnected before the answer was complete
+    POST /_fake/reset         forget them
+    POST /_fake/health        {"status": 200|503}: what GET /health answers
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from typing import Any
+
+from aiohttp import web
+
+MODEL = "fake-model"
+CREATED = 1_700_000_000
+WORDS = ["Hello", " wörld", " 🙂", " ünïcode", " text", " and", " more", " tokens"]
+
+REQUESTS: list[dict[str, Any]] = []
+STATE = {"health": 200}
+
+
+def content_for(index: int) -> str:
+    return WORDS[index % len(WORDS)]
+
+
+def chat_chunk(index: int, content: str | None, finish: str | None = None) -> dict[str, Any]:
+    delta: dict[str, Any] = {} if content is None else {"content": content}
+    if index == 0:
+        delta["role"] = "assistant"
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": CREATED,
+        "model": MODEL,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+    }
+
+
+def completion_chunk(content: str, finish: str | None = None) -> dict[str, Any]:
+    return {
+        "id": "cmpl-fake",
+        "object": "text_completion",
+        "created": CREATED,
+        "model": MODEL,
+        "choices": [{"index": 0, "text": content, "finish_reason": finish, "logprobs": None}],
+    }
+
+
+def usage(n: int) -> dict[str, int]:
+    return {"prompt_tokens": 7, "completion_tokens": n, "total_tokens": 7 + n}
+
+
+def sse(payload: Any) -> bytes:
+    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+    return f"data: {data}\n\n".encode()
+
+
+def error_response(status: int, kind: str) -> web.Response:
+    if kind == "traceback":
+        message = (
+            "Traceback (most recent call last):\n"
+            '  File "/opt/engine/llama_cpp/server/app.py", line 412, in create_chat_completion\n'
+            "    raise ValueError(msg)\n"
+            "ValueError: Requested tokens (9000) exceed context window of 2048"
+        )
+        body = {"error": {"message": message, "type": "invalid_request_error", "param": "messages", "code": None}}
+        return web.json_response(body, status=status)
+    if kind == "text":
+        return web.Response(status=status, text="engine exploded at /srv/engine/worker.py")
+    if kind == "html":
+        return web.Response(status=status, text="<html><body>Bad Gateway</body></html>", content_type="text/html")
+    if kind == "flat":  # vLLM's older ErrorResponse shape
+        body = {"object": "error", "message": "flat error", "type": "BadRequestError", "code": status}
+        return web.json_response(body, status=status)
+    body = {"error": {"message": f"fake error {status}", "type": "invalid_request_error", "param": "model", "code": "fake_code"}}
+    return web.json_response(body, status=status)
+
+
+def record(request: web.Request, body: bytes) -> dict[str, Any]:
+    entry = {
+        "method": request.method,
+        "path": request.path_qs,
+        "headers": {k: v for k, v in request.headers.items()},
+        "body": body.decode("utf-8", "replace"),
+        "completed": False,
+        "disconnected": False,
+        "started_at": time.time(),
+    }
+    REQUESTS.append(entry)
+    return entry
+
+
+async def stream(request: web.Request, entry: dict[str, Any], events: list[bytes]) -> web.StreamResponse:
+    headers = request.headers
+    delay = float(headers.get("X-Fake-Delay-Ms", "0")) / 1000
+    split = int(headers.get("X-Fake-Split", "0"))
+    abort_after = int(headers.get("X-Fake-Abort-After", "-1"))
+    hang = headers.get("X-Fake-Hang") == "1"
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    try:
+        if split > 0:
+            data = b"".join(events)
+            if abort_after >= 0:
+                data = b"".join(events[:abort_after]) + events[abort_after][: len(events[abort_after]) // 2]
+            for start in range(0, len(data), split):
+                await response.write(data[start : start + split])
+                if delay:
+                    await asyncio.sleep(delay)
+            if abort_after >= 0:
+                request.transport.close()
+                return response
+        else:
+            for i, event in enumerate(events):
+                if i == abort_after:
+                    await response.write(event[: len(event) // 2])
+                    await asyncio.sleep(0.05)
+                    request.transport.close()
+                    return response
+                await response.write(event)
+                if hang and i == 0:
+                    await asyncio.sleep(3600)
+                if delay:
+                    await asyncio.sleep(delay)
+        await response.write_eof()
+        entry["completed"] = True
+    except (ConnectionResetError, asyncio.CancelledError):
+        entry["disconnected"] = True
+        entry["disconnected_at"] = time.time()
+        raise
+    return response
+
+
+async def guard(request: web.Request) -> tuple[dict[str, Any], bytes, web.Response | None]:
+    body = await request.read()
+    entry = record(request, body)
+    headers = request.headers
+    try:
+        if sleep := float(headers.get("X-Fake-Sleep-Ms", "0")):
+            await asyncio.sleep(sleep / 1000)
+    except asyncio.CancelledError:
+        entry["disconnected"] = True
+        entry["disconnected_at"] = time.time()
+        raise
+    if status := int(headers.get("X-Fake-Status", "0")):
+        return entry, body, error_response(status, headers.get("X-Fake-Error", "openai"))
+    return entry, body, None
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    entry, body, early = await guard(request)
+    if early is not None:
+        return early
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return web.json_response({"error": {"message": "bad json", "type": "invalid_request_error", "param": None, "code": None}}, status=400)
+    n = int(request.headers.get("X-Fake-Chunks", "5"))
+    if payload.get("stream"):
+        events = [sse(chat_chunk(i, content_for(i))) for i in range(n)]
+        events.append(sse(chat_chunk(n, None, "stop")))
+        if (payload.get("stream_options") or {}).get("include_usage"):
+            events.append(sse({**chat_chunk(n, None), "choices": [], "usage": usage(n)}))
+        events.append(sse("[DONE]"))
+        return await stream(request, entry, events)
+    text = "".join(content_for(i) for i in range(n))
+    entry["completed"] = True
+    return web.json_response(
+        {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": CREATED,
+            "model": MODEL,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop", "logprobs": None}],
+            "usage": usage(n),
+        },
+        dumps=lambda o: json.dumps(o, ensure_ascii=False),
+    )
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    entry, body, early = await guard(request)
+    if early is not None:
+        return early
+    payload = json.loads(body)
+    n = int(request.headers.get("X-Fake-Chunks", "5"))
+    if payload.get("stream"):
+        events = [sse(completion_chunk(content_for(i))) for i in range(n)]
+        events.append(sse(completion_chunk("", "stop")))
+        events.append(sse("[DONE]"))
+        return await stream(request, entry, events)
+    entry["completed"] = True
+    text = "".join(content_for(i) for i in range(n))
+    return web.json_response({**completion_chunk(text, "stop"), "usage": usage(n)})
+
+
+async def embeddings(request: web.Request) -> web.StreamResponse:
+    entry, body, early = await guard(request)
+    if early is not None:
+        return early
+    entry["completed"] = True
+    return web.json_response(
+        {"object": "list", "model": MODEL, "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2, 0.3]}], "usage": {"prompt_tokens": 3, "total_tokens": 3}}
+    )
+
+
+async def models(request: web.Request) -> web.StreamResponse:
+    entry, _, early = await guard(request)
+    if early is not None:
+        return early
+    entry["completed"] = True
+    return web.json_response({"object": "list", "data": [{"id": MODEL, "object": "model", "created": CREATED, "owned_by": "fake"}]})
+
+
+async def echo(request: web.Request) -> web.StreamResponse:
+    entry, body, early = await guard(request)
+    if early is not None:
+        return early
+    entry["completed"] = True
+    return web.json_response({"method": request.method, "path": request.path_qs, "body": body.decode("utf-8", "replace")})
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": STATE["health"]}, status=STATE["health"])
+
+
+async def fake_requests(request: web.Request) -> web.Response:
+    return web.json_response(REQUESTS)
+
+
+async def fake_reset(request: web.Request) -> web.Response:
+    REQUESTS.clear()
+    return web.json_response({"ok": True})
+
+
+async def fake_health(request: web.Request) -> web.Response:
+    STATE["health"] = int((await request.json())["status"])
+    return web.json_response(STATE)
+
+
+def make_app(with_health: bool = True) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/completions", completions)
+    app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/_fake/requests", fake_requests)
+    app.router.add_post("/_fake/reset", fake_reset)
+    app.router.add_post("/_fake/health", fake_health)
+    if with_health:
+        app.router.add_get("/health", health)
+    app.router.add_route("*", "/v1/{tail:.*}", echo)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--no-health", action="store_true", help="no /health, as llama.cpp's server")
+    args = parser.parse_args()
+    web.run_app(make_app(not args.no_health), host=args.host, port=args.port, print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()

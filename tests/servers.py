@@ -1,0 +1,91 @@
+"""Start real server processes for the end-to-end tests: daphne and the fake engine."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+
+
+class Server:
+    """A child process listening on 127.0.0.1:port; its output goes to a log file."""
+
+    def __init__(self, argv: list[str], port: int, env: Mapping[str, str], log: Path) -> None:
+        self.argv, self.port, self.log_path = argv, port, log
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Server:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        wait_for_port(self.port, self.process)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def fake_upstream(tmp: Path, port: int | None = None, *, health: bool = True) -> Server:
+    port = port or free_port()
+    argv = [sys.executable, str(ROOT / "tests" / "fake_upstream.py"), "--port", str(port)]
+    if not health:
+        argv.append("--no-health")
+    return Server(argv, port, {}, tmp / f"fake-upstream-{port}.log")
+
+
+def daphne(tmp: Path, env: Mapping[str, str], port: int | None = None) -> Server:
+    port = port or free_port()
+    argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"]
+    env = {"DJANGO_SETTINGS_MODULE": "project.settings", **env}
+    return Server(argv, port, env, tmp / f"daphne-{port}.log")
+
+
+def client(server: Server, **kwargs: object) -> httpx.Client:
+    return httpx.Client(base_url=server.url, timeout=10, **kwargs)  # type: ignore[arg-type]
