@@ -107,15 +107,21 @@ class EngineDeadError(GatewayError):
     code = "engine_unavailable"
 
 
-_TRACEBACK_RE = re.compile(r"\s*Traceback \(most recent call last\):.*", re.DOTALL)
 _FILE_LINE_RE = re.compile(r'File "[^"]*", line \d+(?:, in \S+)?')
 _PATH_RE = re.compile(r"(?<![\w:/.~-])(?:[A-Za-z]:\\|~?/)(?:[\w.@+\-]+[/\\])+[\w.@+\-]*")
 MAX_MESSAGE_CHARS = 2000
 
 
 def clean_message(message: str) -> str:
-    """Drop tracebacks and file paths an engine leaks into its error messages."""
-    message = _TRACEBACK_RE.sub("", message)
+    """Drop tracebacks and file paths an engine leaks into its error messages.
+
+    Of a traceback only its last line stays: the exception and its message, which is what
+    the client needs ("ValueError: Requested tokens exceed context window").
+    """
+    head, marker, tail = message.partition("Traceback (most recent call last):")
+    if marker:
+        lines = [line for line in tail.splitlines() if line.strip() and not line[0].isspace()]
+        message = f"{head.strip()} {lines[-1] if lines else ''}"
     message = _FILE_LINE_RE.sub("<file>", message)
     message = _PATH_RE.sub("<path>", message).strip()
     if len(message) > MAX_MESSAGE_CHARS:

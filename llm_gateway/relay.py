@@ -116,8 +116,22 @@ def response_headers(response: aiohttp.ClientResponse) -> list[tuple[bytes, byte
     return [h for h in response.raw_headers if h[0].lower() not in RESPONSE_DROP]
 
 
+def _flat_message(parsed: dict[str, Any]) -> str:
+    """vLLM's older ``{"message": ...}`` or FastAPI's ``{"detail": ...}`` (a list for 422)."""
+    detail = parsed.get("message") or parsed.get("detail") or ""
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                where = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
+                parts.append(f"{where}: {item.get('msg', '')}" if where else str(item.get("msg", "")))
+        return "; ".join(parts)
+    return str(detail)
+
+
 def upstream_error(status: int, raw: bytes, headers: list[tuple[bytes, bytes]]) -> GatewayError:
     """An engine's error answer as our error: 4xx keep status and body, cleaned; 5xx -> 502."""
+    content_type = next((v for n, v in headers if n.lower() == b"content-type"), b"").decode("latin-1")
     error: dict[str, Any] | None = None
     message = ""
     try:
@@ -132,10 +146,10 @@ def upstream_error(status: int, raw: bytes, headers: list[tuple[bytes, bytes]]) 
         elif isinstance(inner, str):
             message = inner
         else:
-            message = str(parsed.get("message") or parsed.get("detail") or "")
-    if not message:
-        message = raw[:2000].decode("utf-8", "replace") if parsed is None else ""
-    message = clean_message(message)
+            message = _flat_message(parsed)
+    if not message and parsed is None and content_type.startswith("text/plain"):
+        message = raw[:2000].decode("utf-8", "replace")  # never an HTML page
+    message = clean_message(message) if message else ""
     passed = [h for h in headers if h[0].lower() == b"retry-after"]
     if status in (401, 403):
         # The engine refused the gateway's own credentials: not the client's fault.
@@ -149,13 +163,15 @@ def upstream_error(status: int, raw: bytes, headers: list[tuple[bytes, bytes]]) 
             error_type = error["type"]
         param = error.get("param") if error is not None else None
         code = error.get("code") if error is not None else None
+        message = message or f"The engine answered HTTP {status}."
         body = error_body(message, error_type, param if isinstance(param, str) else None, None)
         if isinstance(code, str | int):
             body["error"]["code"] = code
         return EngineGenerateError(
             message, status=status, type=error_type, body=body, headers=passed
         )
-    return EngineGenerateError(f"The engine failed (HTTP {status}): {message}", headers=passed)
+    detail = f": {message}" if message else "."
+    return EngineGenerateError(f"The engine failed (HTTP {status}){detail}", headers=passed)
 
 
 async def relay(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -54,6 +54,8 @@ def gateway_env(django_db_setup: None, django_db_blocker: object, upstream: serv
         "LLM_GATEWAY_UPSTREAM_API_KEY": "sk-upstream-secret-never-shown",
         "LLM_GATEWAY_API_KEYS": "",
         "LLM_GATEWAY_KEY_CACHE_SECONDS": "0.25",
+        "LLM_GATEWAY_READ_TIMEOUT": "1.5",
+        "LLM_GATEWAY_MAX_BODY_BYTES": "65536",
     }
 
 

@@ -97,7 +97,7 @@ def record(request: web.Request, body: bytes) -> dict[str, Any]:
     entry = {
         "method": request.method,
         "path": request.path_qs,
-        "headers": {k: v for k, v in request.headers.items()},
+        "headers": {k.lower(): v for k, v in request.headers.items()},
         "body": body.decode("utf-8", "replace"),
         "completed": False,
         "disconnected": False,
@@ -276,7 +276,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--no-health", action="store_true", help="no /health, as llama.cpp's server")
     args = parser.parse_args()
-    web.run_app(make_app(not args.no_health), host=args.host, port=args.port, print=None, access_log=None)
+    web.run_app(
+        make_app(not args.no_health),
+        host=args.host,
+        port=args.port,
+        print=None,
+        access_log=None,
+        handler_cancellation=True,  # a handler sees its client leave (the disconnect tests)
+    )
 
 
 if __name__ == "__main__":

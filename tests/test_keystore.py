@@ -1,0 +1,100 @@
+import asyncio
+import time
+
+import pytest
+from django.test import override_settings
+
+from llm_gateway import keystore
+from llm_gateway.keystore import KeyStore, Verdict
+from llm_gateway.models import ApiKey
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def fetches(monkeypatch):
+    calls = []
+    real = keystore._fetch_rows
+
+    def counting(prefixes):
+        calls.append(list(prefixes))
+        return real(prefixes)
+
+    monkeypatch.setattr(keystore, "_fetch_rows", counting)
+    return calls
+
+
+def test_steady_state_needs_no_query(fetches):
+    _, raw = ApiKey.create("k")
+    store = KeyStore()
+
+    async def run():
+        results = [await store.authenticate(raw) for _ in range(50)]
+        await store.aclose()
+        return results
+
+    results = asyncio.run(run())
+    assert all(verdict is Verdict.OK for verdict, _ in results)
+    assert len(fetches) == 1  # the first sight only
+
+
+@override_settings(LLM_GATEWAY_KEY_CACHE_SECONDS=0.1)
+def test_revocation_is_seen_by_the_refresher_without_a_request_query(fetches):
+    key, raw = ApiKey.create("k")
+    store = KeyStore()
+
+    async def run():
+        assert (await store.authenticate(raw))[0] is Verdict.OK
+        await asyncio.to_thread(key.revoke)
+        deadline = time.monotonic() + 1
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            verdict, _ = await store.authenticate(raw)
+            if verdict is Verdict.REVOKED:
+                break
+        await store.aclose()
+        return verdict, time.monotonic() - (deadline - 1)
+
+    verdict, elapsed = asyncio.run(run())
+    assert verdict is Verdict.REVOKED
+    assert elapsed < 1.0
+
+
+def test_unknown_key_is_cached_negatively(fetches):
+    store = KeyStore()
+    bogus = "sk-0badc0de-" + "A" * 43
+
+    async def run():
+        for _ in range(5):
+            assert (await store.authenticate(bogus))[0] is Verdict.INVALID
+        await store.aclose()
+
+    asyncio.run(run())
+    assert len(fetches) == 1
+
+
+@override_settings(LLM_GATEWAY_LAST_USED_INTERVAL=60)
+def test_last_used_is_written_at_most_once_per_interval():
+    key, raw = ApiKey.create("k")
+    store = KeyStore()
+
+    async def run():
+        for _ in range(20):
+            await store.authenticate(raw)
+        await asyncio.gather(*store._tasks)
+        await store.aclose()
+
+    asyncio.run(run())
+    key.refresh_from_db()
+    first = key.last_used_at
+    assert first is not None
+    store2 = KeyStore()  # another process: the shared cache stops a second write
+
+    async def run2():
+        await store2.authenticate(raw)
+        await asyncio.gather(*store2._tasks)
+        await store2.aclose()
+
+    asyncio.run(run2())
+    key.refresh_from_db()
+    assert key.last_used_at == first

@@ -1,0 +1,114 @@
+"""The SSE decoder against the WHATWG rules, at every split point of every stream."""
+
+import pytest
+
+from llm_gateway.sse import (
+    ServerSentEvent,
+    SSEDecoder,
+    encode_event,
+    extract_content,
+    extract_reasoning,
+    extract_tool_calls,
+)
+
+E = ServerSentEvent
+
+STREAMS = {
+    "lf": (b"data: a\n\ndata: b\n\n", [E(data="a"), E(data="b")]),
+    "crlf": (b"data: a\r\n\r\ndata: b\r\n\r\n", [E(data="a"), E(data="b")]),
+    "cr": (b"data: a\r\rdata: b\r\r", [E(data="a"), E(data="b")]),
+    "mixed": (b"data: a\r\n\ndata: b\n\r\ndata: c\r\r", [E(data="a"), E(data="b"), E(data="c")]),
+    "bom": (b"\xef\xbb\xbfdata: x\n\n", [E(data="x")]),
+    "only-one-bom": (b"\xef\xbb\xbf\xef\xbb\xbfdata: x\n\n", []),
+    "multiline": (b"data: one\ndata: two\ndata\n\n", [E(data="one\ntwo\n")]),
+    "comments": (b": keep-alive\n\n:x\ndata: y\n\n", [E(data="y")]),
+    "one-space-only": (b"data:  two spaces\ndata:none\n\n", [E(data=" two spaces\nnone")]),
+    "event-id-retry": (
+        b"event: delta\nid: 7\nretry: 1500\ndata: p\n\ndata: q\n\n",
+        [E("delta", "p", "7", 1500), E("message", "q", "7", None)],
+    ),
+    "empty-event-name": (b"event:\ndata: z\n\n", [E(data="z")]),
+    "bad-retry": (b"retry: 12a\ndata: r\n\nretry: \ndata: s\n\n", [E(data="r"), E(data="s")]),
+    "id-with-nul": (b"id: ok\ndata: a\n\nid: b\x00ad\ndata: b\n\n", [E(data="a", id="ok"), E(data="b", id="ok")]),
+    "id-reset": (b"id: 1\ndata: a\n\nid\ndata: b\n\n", [E(data="a", id="1"), E(data="b", id="")]),
+    "no-data-no-event": (b"event: x\nid: 3\n\ndata: after\n\n", [E(data="after", id="3")]),
+    "unterminated": (b"data: done\n\ndata: partial", [E(data="done")]),
+    "utf8": ("data: wörld 🙂 ünïcode\n\n".encode(), [E(data="wörld 🙂 ünïcode")]),
+    "invalid-utf8": (b"data: a\xffb\n\n", [E(data="a\ufffdb")]),
+    "u2028-is-not-a-line-break": ("data: a\u2028b\n\n".encode(), [E(data="a\u2028b")]),
+    "field-without-colon": (b"data\n\n", [E(data="")]),
+    "unknown-field": (b"foo: bar\ndata: d\n\n", [E(data="d")]),
+    "done": (b'data: {"x":1}\n\ndata: [DONE]\n\n', [E(data='{"x":1}'), E(data="[DONE]")]),
+}
+
+
+def decode_all(chunks):
+    decoder = SSEDecoder()
+    return [event for chunk in chunks for event in decoder.decode_chunk(chunk)]
+
+
+@pytest.mark.parametrize("name", list(STREAMS))
+def test_whole(name):
+    raw, expected = STREAMS[name]
+    assert decode_all([raw]) == expected
+
+
+@pytest.mark.parametrize("name", list(STREAMS))
+def test_every_split_point(name):
+    raw, expected = STREAMS[name]
+    for i in range(len(raw) + 1):
+        assert decode_all([raw[:i], raw[i:]]) == expected, f"split at {i}"
+    for i in range(len(raw)):
+        for j in range(i, len(raw) + 1):
+            assert decode_all([raw[:i], raw[i:j], raw[j:]]) == expected, f"split at {i}, {j}"
+
+
+@pytest.mark.parametrize("name", list(STREAMS))
+def test_one_byte_at_a_time(name):
+    raw, expected = STREAMS[name]
+    assert decode_all([raw[i : i + 1] for i in range(len(raw))]) == expected
+
+
+def test_crlf_split_across_chunks_is_one_line_end():
+    decoder = SSEDecoder()
+    assert decoder.decode_chunk(b"data: a\r") == []
+    assert decoder.decode_chunk(b"\n") == []  # the LF of the CRLF: no blank line yet
+    assert decoder.decode_chunk(b"\r\n") == [E(data="a")]
+
+
+def test_json():
+    assert E(data='{"a": [1]}').json() == {"a": [1]}
+
+
+def test_encode_event_round_trips():
+    raw = encode_event("line1\nline2", event="error")
+    assert decode_all([raw]) == [E("error", "line1\nline2")]
+
+
+def test_extract_content_chat_completion_and_responses():
+    chat = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "Hi"}}]}
+    assert extract_content(chat) == "Hi"
+    assert extract_content({"choices": [{"delta": {"role": "assistant"}}]}) == ""
+    assert extract_content({"object": "text_completion", "choices": [{"text": "abc"}]}) == "abc"
+    assert extract_content({"type": "response.output_text.delta", "delta": "xyz"}) == "xyz"
+    assert extract_content({"type": "response.created", "response": {}}) == ""
+    assert extract_content({"choices": []}) == ""
+    assert extract_content({"choices": "bad"}) == ""
+
+
+def test_reasoning_and_tool_calls_are_kept_apart_from_content():
+    chunk = {
+        "choices": [
+            {
+                "delta": {
+                    "reasoning_content": "think",
+                    "tool_calls": [{"index": 0, "function": {"name": "f", "arguments": "{\"a\""}}],
+                }
+            }
+        ]
+    }
+    assert extract_content(chunk) == ""
+    assert extract_reasoning(chunk) == "think"
+    assert extract_reasoning({"choices": [{"delta": {"reasoning": "r"}}]}) == "r"
+    assert extract_reasoning({"type": "response.reasoning_text.delta", "delta": "rt"}) == "rt"
+    assert extract_tool_calls(chunk) == [{"index": 0, "function": {"name": "f", "arguments": "{\"a\""}}]
