@@ -6,12 +6,11 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from .models import ApiKey
+from .models import ApiKey, ApiKeyQuerySet
 
 
 class ApiKeyAddForm(forms.ModelForm):
@@ -48,11 +47,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return obj.status
 
     @admin.action(description="Revoke selected API keys")
-    def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+    def revoke_keys(self, request: HttpRequest, queryset: ApiKeyQuerySet) -> None:
         count = queryset.revoke()
         self.message_user(request, f"Revoked {count} key(s).", messages.SUCCESS)
 
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
         if obj is None:  # a separate add form, as contrib.auth's UserAdmin has
             kwargs["form"] = ApiKeyAddForm
             kwargs["fields"] = ApiKeyAddForm.Meta.fields
@@ -69,7 +70,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
             obj._raw_key = obj.set_new_secret()  # type: ignore[attr-defined]
         super().save_model(request, obj, form, change)
 
-    def response_add(self, request: HttpRequest, obj: ApiKey, post_url_continue: Any = None) -> HttpResponse:
+    def response_add(
+        self, request: HttpRequest, obj: ApiKey, post_url_continue: Any = None
+    ) -> HttpResponse:
         raw = getattr(obj, "_raw_key", None)
         if raw is None or "_popup" in request.POST:
             return super().response_add(request, obj, post_url_continue)

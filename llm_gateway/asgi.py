@@ -55,10 +55,14 @@ class GatewayRouter:
         self._loop = loop
         watchdog.ensure_started()
         if "twisted.internet.reactor" in sys.modules:  # daphne has no ASGI lifespan
-            from twisted.internet import defer, reactor
+            from twisted.internet import defer
+            from twisted.internet import reactor as twisted_reactor
 
-            reactor.addSystemEventTrigger(  # type: ignore[attr-defined]
-                "before", "shutdown", lambda: defer.Deferred.fromFuture(loop.create_task(shutdown()))
+            reactor: Any = twisted_reactor
+            reactor.addSystemEventTrigger(
+                "before",
+                "shutdown",
+                lambda: defer.Deferred.fromFuture(loop.create_task(shutdown())),
             )
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:

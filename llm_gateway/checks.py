@@ -42,7 +42,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         elif parts.query or parts.fragment:
             errors.append(
-                Error("LLM_GATEWAY_UPSTREAM_URL must not have a query or fragment.", id="llm_gateway.E001")
+                Error(
+                    "LLM_GATEWAY_UPSTREAM_URL must not have a query or fragment.",
+                    id="llm_gateway.E001",
+                )
             )
     for prefix in conf.AUTH_PREFIXES:
         if not prefix.startswith("/"):

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 PREFIX_HEX_CHARS = 8
 SECRET_BYTES = 32
-_KEY_RE = re.compile(r"sk-([0-9a-f]{%d})-[A-Za-z0-9_\-]{43}" % PREFIX_HEX_CHARS)
+_KEY_RE = re.compile(rf"sk-([0-9a-f]{{{PREFIX_HEX_CHARS}}})-[A-Za-z0-9_\-]{{43}}")
 
 
 class NewKey(NamedTuple):

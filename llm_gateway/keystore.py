@@ -119,7 +119,9 @@ class KeyStore:
             matched |= keys.digests_equal(candidate, token_digest)
         return matched
 
-    async def _check_stored(self, prefix: str, token_digest: str) -> tuple[Verdict, Principal | None]:
+    async def _check_stored(
+        self, prefix: str, token_digest: str
+    ) -> tuple[Verdict, Principal | None]:
         now = time.monotonic()
         entry = self._entries.get(prefix)
         if entry is None or now - entry.loaded > 2 * conf.KEY_CACHE_SECONDS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -42,7 +43,7 @@ class ApiKey(models.Model):
 
     @classmethod
     def create(
-        cls, name: str, *, expires_at: dt.datetime | None = None, owner: object = None
+        cls, name: str, *, expires_at: dt.datetime | None = None, owner: Any = None
     ) -> tuple[ApiKey, str]:
         """Create a key and return it with its raw value, which is never stored or shown again."""
         instance = cls(name=name, expires_at=expires_at, owner=owner)

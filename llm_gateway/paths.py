@@ -9,19 +9,20 @@ rebuilt the URL from Host, and ``Host: localhost/health?`` then skipped its chec
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from django.conf import settings
 
+from .types import Scope
 
-def script_prefix(scope: dict[str, Any]) -> str:
+
+def script_prefix(scope: Scope) -> str:
     """The mount prefix, chosen the way Django's ASGIRequest chooses it."""
     return (getattr(settings, "FORCE_SCRIPT_NAME", None) or scope.get("root_path") or "").rstrip(
         "/"
     )
 
 
-def app_path(scope: dict[str, Any]) -> str:
+def app_path(scope: Scope) -> str:
     """The request path with the script prefix removed (when it is there)."""
     path: str = scope.get("path") or "/"
     prefix = script_prefix(scope)

@@ -33,6 +33,7 @@ from .paths import app_path, canonical
 from .request_id import SCOPE_KEY as REQUEST_ID_KEY
 from .sse import encode_event
 from .stream import EventBoundary
+from .types import Scope
 from .watchdog import watchdog
 
 API_PREFIX = "/v1"
@@ -69,7 +70,7 @@ class ClientDisconnected(Exception):
     """The client left before the request body was read."""
 
 
-async def read_body(scope: dict[str, Any], receive: Any) -> bytes:
+async def read_body(scope: Scope, receive: Any) -> bytes:
     limit = conf.MAX_BODY_BYTES
     for name, value in scope["headers"]:
         if name == b"content-length" and value.isdigit() and int(value) > limit:
@@ -99,7 +100,7 @@ def parse_request(body: bytes) -> dict[str, Any]:
     return payload
 
 
-def upstream_headers(scope: dict[str, Any]) -> list[tuple[str, str]]:
+def upstream_headers(scope: Scope) -> list[tuple[str, str]]:
     headers = [
         (name.decode("latin-1"), value.decode("latin-1"))
         for name, value in scope["headers"]
@@ -124,14 +125,18 @@ def _flat_message(parsed: dict[str, Any]) -> str:
         for item in detail:
             if isinstance(item, dict):
                 where = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
-                parts.append(f"{where}: {item.get('msg', '')}" if where else str(item.get("msg", "")))
+                parts.append(
+                    f"{where}: {item.get('msg', '')}" if where else str(item.get("msg", ""))
+                )
         return "; ".join(parts)
     return str(detail)
 
 
 def upstream_error(status: int, raw: bytes, headers: list[tuple[bytes, bytes]]) -> GatewayError:
     """An engine's error answer as our error: 4xx keep status and body, cleaned; 5xx -> 502."""
-    content_type = next((v for n, v in headers if n.lower() == b"content-type"), b"").decode("latin-1")
+    content_type = next((v for n, v in headers if n.lower() == b"content-type"), b"").decode(
+        "latin-1"
+    )
     error: dict[str, Any] | None = None
     message = ""
     try:
@@ -174,7 +179,7 @@ def upstream_error(status: int, raw: bytes, headers: list[tuple[bytes, bytes]]) 
     return EngineGenerateError(f"The engine failed (HTTP {status}){detail}", headers=passed)
 
 
-async def relay(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def relay(scope: Scope, receive: Any, send: Any) -> None:
     path = canonical(app_path(scope))
     sub_path = path[len(API_PREFIX) :]
     method = scope["method"]
@@ -241,9 +246,11 @@ async def exchange(
             await relay_stream(response, send)
         else:
             data = await _read(response, None)
-            headers = response_headers(response)
-            headers.append((b"content-length", str(len(data)).encode()))
-            await send({"type": "http.response.start", "status": response.status, "headers": headers})
+            out_headers = response_headers(response)
+            out_headers.append((b"content-length", str(len(data)).encode()))
+            await send(
+                {"type": "http.response.start", "status": response.status, "headers": out_headers}
+            )
             await send({"type": "http.response.body", "body": data})
     except BaseException:
         response.close()  # drop the connection: the engine sees the request end
@@ -256,7 +263,7 @@ async def _read(response: aiohttp.ClientResponse, limit: int | None) -> bytes:
         if limit is None:
             return await response.read()
         return await response.content.read(limit)
-    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
         raise EngineTimeoutError("The engine stopped sending its answer.") from exc
     except aiohttp.ClientError as exc:
         raise EngineGenerateError("The engine's answer broke off.") from exc
@@ -274,7 +281,7 @@ async def relay_stream(response: aiohttp.ClientResponse, send: Any) -> None:
             ready = boundary.feed(chunk)
             if ready:
                 await send({"type": "http.response.body", "body": ready, "more_body": True})
-    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+    except (TimeoutError, aiohttp.ServerTimeoutError):
         error = EngineTimeoutError("The engine stopped sending the stream.")
     except aiohttp.ClientError:
         error = EngineGenerateError("The engine's stream broke off.")

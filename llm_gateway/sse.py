@@ -85,9 +85,8 @@ class SSEDecoder:
         elif field == "id":
             if "\x00" not in value:
                 self._last_id = value
-        elif field == "retry":
-            if value and value.isascii() and value.isdigit():
-                self._retry = int(value)
+        elif field == "retry" and value.isascii() and value.isdigit():
+            self._retry = int(value)
         return None
 
     def _dispatch(self) -> ServerSentEvent | None:

@@ -83,10 +83,12 @@ class Upstream:
                     raise EngineGenerateError(
                         "The engine closed the connection before answering."
                     ) from exc
-            except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
                 raise EngineTimeoutError("The engine did not answer in time.") from exc
             except aiohttp.ClientError as exc:
-                raise EngineGenerateError(f"Upstream request failed: {type(exc).__name__}.") from exc
+                raise EngineGenerateError(
+                    f"Upstream request failed: {type(exc).__name__}."
+                ) from exc
         raise AssertionError("unreachable")
 
     async def aclose(self) -> None:

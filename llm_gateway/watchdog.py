@@ -90,7 +90,9 @@ class Watchdog:
             headers.append(("Authorization", f"Bearer {key}"))
         reason = "no probe"
         for url in self._probe_urls():
-            response = await upstream.request("GET", url, headers=headers, body=None, timeout=timeout)
+            response = await upstream.request(
+                "GET", url, headers=headers, body=None, timeout=timeout
+            )
             async with response:
                 await response.read()
                 if response.status == 404 and not conf.HEALTH_PATH and url.endswith("/health"):

@@ -6,7 +6,12 @@ import asyncio
 from typing import Any
 
 
-def http_scope(path: str = "/v1/models", method: str = "GET", headers: list[tuple[bytes, bytes]] | None = None, **extra: Any) -> dict[str, Any]:
+def http_scope(
+    path: str = "/v1/models",
+    method: str = "GET",
+    headers: list[tuple[bytes, bytes]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -21,7 +26,9 @@ def http_scope(path: str = "/v1/models", method: str = "GET", headers: list[tupl
     }
 
 
-async def call(app: Any, scope: dict[str, Any], body: bytes = b"") -> tuple[int, dict[bytes, list[bytes]], bytes, list[dict[str, Any]]]:
+async def call(
+    app: Any, scope: dict[str, Any], body: bytes = b""
+) -> tuple[int, dict[bytes, list[bytes]], bytes, list[dict[str, Any]]]:
     messages: list[dict[str, Any]] = []
     received = False
 
@@ -52,5 +59,11 @@ async def ok_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "websocket":
         await send({"type": "websocket.accept"})
         return
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain")],
+        }
+    )
     await send({"type": "http.response.body", "body": b"ok"})

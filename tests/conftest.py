@@ -6,7 +6,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from asgiref.sync import SyncToAsync
 from django.conf import settings
+from django.db import connections
 
 from llm_gateway.keystore import key_store
 from llm_gateway.watchdog import watchdog
@@ -32,6 +34,8 @@ def _fresh_process_state() -> Iterator[None]:
     watchdog.reset()
     yield
     key_store.clear()
+    # The key store reads through sync_to_async: close what that worker thread opened.
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +51,9 @@ def upstream(server_logs: Path) -> Iterator[servers.Server]:
 
 
 @pytest.fixture(scope="session")
-def gateway_env(django_db_setup: None, django_db_blocker: object, upstream: servers.Server) -> dict[str, str]:
+def gateway_env(
+    django_db_setup: None, django_db_blocker: object, upstream: servers.Server
+) -> dict[str, str]:
     return {
         "DATABASE_URL": database_url(),
         "LLM_GATEWAY_UPSTREAM_URL": upstream.url + "/v1",

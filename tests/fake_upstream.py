@@ -80,16 +80,37 @@ def error_response(status: int, kind: str) -> web.Response:
             "    raise ValueError(msg)\n"
             "ValueError: Requested tokens (9000) exceed context window of 2048"
         )
-        body = {"error": {"message": message, "type": "invalid_request_error", "param": "messages", "code": None}}
+        body = {
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": "messages",
+                "code": None,
+            }
+        }
         return web.json_response(body, status=status)
     if kind == "text":
         return web.Response(status=status, text="engine exploded at /srv/engine/worker.py")
     if kind == "html":
-        return web.Response(status=status, text="<html><body>Bad Gateway</body></html>", content_type="text/html")
+        return web.Response(
+            status=status, text="<html><body>Bad Gateway</body></html>", content_type="text/html"
+        )
     if kind == "flat":  # vLLM's older ErrorResponse shape
-        body = {"object": "error", "message": "flat error", "type": "BadRequestError", "code": status}
+        body = {
+            "object": "error",
+            "message": "flat error",
+            "type": "BadRequestError",
+            "code": status,
+        }
         return web.json_response(body, status=status)
-    body = {"error": {"message": f"fake error {status}", "type": "invalid_request_error", "param": "model", "code": "fake_code"}}
+    body = {
+        "error": {
+            "message": f"fake error {status}",
+            "type": "invalid_request_error",
+            "param": "model",
+            "code": "fake_code",
+        }
+    }
     return web.json_response(body, status=status)
 
 
@@ -107,19 +128,26 @@ def record(request: web.Request, body: bytes) -> dict[str, Any]:
     return entry
 
 
-async def stream(request: web.Request, entry: dict[str, Any], events: list[bytes]) -> web.StreamResponse:
+async def stream(
+    request: web.Request, entry: dict[str, Any], events: list[bytes]
+) -> web.StreamResponse:
     headers = request.headers
     delay = float(headers.get("X-Fake-Delay-Ms", "0")) / 1000
     split = int(headers.get("X-Fake-Split", "0"))
     abort_after = int(headers.get("X-Fake-Abort-After", "-1"))
     hang = headers.get("X-Fake-Hang") == "1"
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
     await response.prepare(request)
     try:
         if split > 0:
             data = b"".join(events)
             if abort_after >= 0:
-                data = b"".join(events[:abort_after]) + events[abort_after][: len(events[abort_after]) // 2]
+                data = (
+                    b"".join(events[:abort_after])
+                    + events[abort_after][: len(events[abort_after]) // 2]
+                )
             for start in range(0, len(data), split):
                 await response.write(data[start : start + split])
                 if delay:
@@ -171,7 +199,17 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     try:
         payload = json.loads(body)
     except ValueError:
-        return web.json_response({"error": {"message": "bad json", "type": "invalid_request_error", "param": None, "code": None}}, status=400)
+        return web.json_response(
+            {
+                "error": {
+                    "message": "bad json",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": None,
+                }
+            },
+            status=400,
+        )
     n = int(request.headers.get("X-Fake-Chunks", "5"))
     if payload.get("stream"):
         events = [sse(chat_chunk(i, content_for(i))) for i in range(n)]
@@ -188,7 +226,14 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             "object": "chat.completion",
             "created": CREATED,
             "model": MODEL,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop", "logprobs": None}],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                }
+            ],
             "usage": usage(n),
         },
         dumps=lambda o: json.dumps(o, ensure_ascii=False),
@@ -217,7 +262,12 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
         return early
     entry["completed"] = True
     return web.json_response(
-        {"object": "list", "model": MODEL, "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2, 0.3]}], "usage": {"prompt_tokens": 3, "total_tokens": 3}}
+        {
+            "object": "list",
+            "model": MODEL,
+            "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2, 0.3]}],
+            "usage": {"prompt_tokens": 3, "total_tokens": 3},
+        }
     )
 
 
@@ -226,7 +276,12 @@ async def models(request: web.Request) -> web.StreamResponse:
     if early is not None:
         return early
     entry["completed"] = True
-    return web.json_response({"object": "list", "data": [{"id": MODEL, "object": "model", "created": CREATED, "owned_by": "fake"}]})
+    return web.json_response(
+        {
+            "object": "list",
+            "data": [{"id": MODEL, "object": "model", "created": CREATED, "owned_by": "fake"}],
+        }
+    )
 
 
 async def echo(request: web.Request) -> web.StreamResponse:
@@ -234,7 +289,9 @@ async def echo(request: web.Request) -> web.StreamResponse:
     if early is not None:
         return early
     entry["completed"] = True
-    return web.json_response({"method": request.method, "path": request.path_qs, "body": body.decode("utf-8", "replace")})
+    return web.json_response(
+        {"method": request.method, "path": request.path_qs, "body": body.decode("utf-8", "replace")}
+    )
 
 
 async def health(request: web.Request) -> web.Response:
@@ -274,7 +331,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--no-health", action="store_true", help="no /health, as llama.cpp's server")
+    parser.add_argument(
+        "--no-health", action="store_true", help="no /health, as llama.cpp's server"
+    )
     args = parser.parse_args()
     web.run_app(
         make_app(not args.no_health),

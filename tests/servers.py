@@ -50,7 +50,12 @@ class Server:
     def start(self) -> Server:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            self.argv,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         wait_for_port(self.port, self.process)
@@ -82,7 +87,16 @@ def fake_upstream(tmp: Path, port: int | None = None, *, health: bool = True) ->
 
 def daphne(tmp: Path, env: Mapping[str, str], port: int | None = None) -> Server:
     port = port or free_port()
-    argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"]
+    argv = [
+        sys.executable,
+        "-m",
+        "daphne",
+        "-b",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "project.asgi:application",
+    ]
     env = {"DJANGO_SETTINGS_MODULE": "project.settings", **env}
     return Server(argv, port, env, tmp / f"daphne-{port}.log")
 

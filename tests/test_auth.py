@@ -29,7 +29,9 @@ def assert_401(result, code="invalid_api_key"):
     assert headers[b"www-authenticate"] == [b"Bearer"]
     error = json.loads(body)["error"]
     assert set(error) == {"message", "type", "param", "code"}
-    assert error["type"] == "authentication_error" and error["code"] == code and error["param"] is None
+    assert (
+        error["type"] == "authentication_error" and error["code"] == code and error["param"] is None
+    )
     return error["message"]
 
 
@@ -110,7 +112,7 @@ def test_stored_keys_active_expired_revoked():
     assert "expired" in assert_401(request(authorization=f"Bearer {expired}"))
     assert "revoked" in assert_401(request(authorization=f"Bearer {revoked}"))
     # Right prefix, wrong secret: the same answer as an unknown key.
-    forged = active[: -4] + "AAAA"
+    forged = active[:-4] + "AAAA"
     assert assert_401(request(authorization=f"Bearer {forged}")) == "Invalid API key."
 
 
@@ -123,7 +125,13 @@ def _websocket(path, headers):
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "websocket", "path": path, "root_path": "", "headers": headers, "query_string": b""}
+    scope = {
+        "type": "websocket",
+        "path": path,
+        "root_path": "",
+        "headers": headers,
+        "query_string": b"",
+    }
     asyncio.run(app(scope, receive, send))
     return sent
 

@@ -21,7 +21,10 @@ TRACEBACK = (
 
 
 def test_clean_message_keeps_the_exception_line_only():
-    assert clean_message(TRACEBACK) == "ValueError: Requested tokens (9000) exceed context window of 2048"
+    assert (
+        clean_message(TRACEBACK)
+        == "ValueError: Requested tokens (9000) exceed context window of 2048"
+    )
     assert clean_message("Prefix. " + TRACEBACK).startswith("Prefix. ValueError")
 
 
@@ -56,7 +59,9 @@ def test_clean_message_caps_length():
 )
 def test_error_bodies_are_openai_shaped(error, status, type_, code):
     assert error.status == status
-    assert orjson.loads(error.json()) == {"error": {"message": "m", "type": type_, "param": None, "code": code}}
+    assert orjson.loads(error.json()) == {
+        "error": {"message": "m", "type": type_, "param": None, "code": code}
+    }
 
 
 def h(content_type=b"application/json"):
@@ -64,17 +69,41 @@ def h(content_type=b"application/json"):
 
 
 def test_upstream_4xx_keeps_status_and_openai_body():
-    body = orjson.dumps({"error": {"message": "bad " + TRACEBACK, "type": "invalid_request_error", "param": "messages", "code": 42}})
+    body = orjson.dumps(
+        {
+            "error": {
+                "message": "bad " + TRACEBACK,
+                "type": "invalid_request_error",
+                "param": "messages",
+                "code": 42,
+            }
+        }
+    )
     error = upstream_error(400, body, h())
     assert error.status == 400
     assert error.body() == {
-        "error": {"message": "bad ValueError: Requested tokens (9000) exceed context window of 2048", "type": "invalid_request_error", "param": "messages", "code": 42}
+        "error": {
+            "message": "bad ValueError: Requested tokens (9000) exceed context window of 2048",
+            "type": "invalid_request_error",
+            "param": "messages",
+            "code": 42,
+        }
     }
     assert (b"Retry-After", b"3") in error.headers()
 
 
 def test_upstream_422_fastapi_detail_list():
-    body = orjson.dumps({"detail": [{"loc": ["body", "temperature"], "msg": "Input should be a valid number", "type": "float_parsing"}]})
+    body = orjson.dumps(
+        {
+            "detail": [
+                {
+                    "loc": ["body", "temperature"],
+                    "msg": "Input should be a valid number",
+                    "type": "float_parsing",
+                }
+            ]
+        }
+    )
     error = upstream_error(422, body, h())
     assert error.status == 422
     assert error.body()["error"]["message"] == "temperature: Input should be a valid number"

@@ -44,7 +44,9 @@ def test_chat_completion_with_the_openai_client(gateway, api_key, fake_requests)
 
 
 def test_streaming_with_the_sync_and_async_clients(gateway, api_key):
-    stream = sdk(gateway, api_key).chat.completions.create(**CHAT, stream=True, stream_options={"include_usage": True})
+    stream = sdk(gateway, api_key).chat.completions.create(
+        **CHAT, stream=True, stream_options={"include_usage": True}
+    )
     chunks = list(stream)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == FULL_TEXT
     assert chunks[-1].usage.total_tokens == 12
@@ -63,17 +65,30 @@ def test_streaming_with_the_sync_and_async_clients(gateway, api_key):
 def test_completions_embeddings_models(gateway, api_key):
     client = sdk(gateway, api_key)
     assert client.completions.create(model="fake-model", prompt="x").choices[0].text == FULL_TEXT
-    text = "".join(c.choices[0].text for c in client.completions.create(model="fake-model", prompt="x", stream=True))
+    text = "".join(
+        c.choices[0].text
+        for c in client.completions.create(model="fake-model", prompt="x", stream=True)
+    )
     assert text == FULL_TEXT
-    assert client.embeddings.create(model="fake-model", input="x").data[0].embedding == [0.1, 0.2, 0.3]
+    assert client.embeddings.create(model="fake-model", input="x").data[0].embedding == [
+        0.1,
+        0.2,
+        0.3,
+    ]
     assert [m.id for m in client.models.list()] == ["fake-model"]
 
 
 @pytest.mark.parametrize("split", [0, 1, 7, 100])
 def test_streamed_bytes_are_identical_to_the_engines(gateway, upstream, api_key, split):
     body = json.dumps({**CHAT, "stream": True}).encode()
-    headers = {"X-Fake-Chunks": "12", "X-Fake-Split": str(split), "Content-Type": "application/json"}
-    direct = httpx.post(upstream.url + "/v1/chat/completions", content=body, headers=headers).content
+    headers = {
+        "X-Fake-Chunks": "12",
+        "X-Fake-Split": str(split),
+        "Content-Type": "application/json",
+    }
+    direct = httpx.post(
+        upstream.url + "/v1/chat/completions", content=body, headers=headers
+    ).content
     via = httpx.post(
         gateway.url + "/v1/chat/completions",
         content=body,
@@ -89,7 +104,9 @@ def test_chunks_are_not_batched(gateway, api_key):
     """With 150 ms between engine chunks, each arrives on its own, about 150 ms apart."""
     headers = {"Authorization": f"Bearer {api_key}", "X-Fake-Chunks": "4", "X-Fake-Delay-Ms": "150"}
     arrivals = []
-    with httpx.stream("POST", gateway.url + "/v1/chat/completions", json={**CHAT, "stream": True}, headers=headers) as r:
+    with httpx.stream(
+        "POST", gateway.url + "/v1/chat/completions", json={**CHAT, "stream": True}, headers=headers
+    ) as r:
         for _ in r.iter_raw():
             arrivals.append(time.monotonic())
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
@@ -98,8 +115,15 @@ def test_chunks_are_not_batched(gateway, api_key):
 
 
 def test_request_body_goes_upstream_byte_for_byte(gateway, api_key, fake_requests):
-    body = b'{"model":"fake-model",  "messages":[{"role":"user","content":"caf\\u00e9 \xc3\xa9"}],"x":1.50}'
-    r = httpx.post(gateway.url + "/v1/chat/completions", content=body, headers={"Authorization": f"Bearer {api_key}"})
+    body = (
+        b'{"model":"fake-model",  "messages":[{"role":"user",'
+        b'"content":"caf\\u00e9 \xc3\xa9"}],"x":1.50}'
+    )
+    r = httpx.post(
+        gateway.url + "/v1/chat/completions",
+        content=body,
+        headers={"Authorization": f"Bearer {api_key}"},
+    )
     assert r.status_code == 200
     assert fake_requests()[0]["body"].encode() == body
 
@@ -125,10 +149,18 @@ def error_of(response):
 
 @pytest.mark.parametrize(
     ("body", "fragment"),
-    [(b"{not json", "not valid JSON"), (b"[1, 2]", "must be a JSON object"), (b"", "not valid JSON")],
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "must be a JSON object"),
+        (b"", "not valid JSON"),
+    ],
 )
 def test_invalid_json_is_a_400(gateway, api_key, fake_requests, body, fragment):
-    r = httpx.post(gateway.url + "/v1/chat/completions", content=body, headers={"Authorization": f"Bearer {api_key}"})
+    r = httpx.post(
+        gateway.url + "/v1/chat/completions",
+        content=body,
+        headers={"Authorization": f"Bearer {api_key}"},
+    )
     assert r.status_code == 400
     error = error_of(r)
     assert fragment in error["message"] and error["type"] == "invalid_request_error"
@@ -137,14 +169,22 @@ def test_invalid_json_is_a_400(gateway, api_key, fake_requests, body, fragment):
 
 def test_too_large_body_is_a_413(gateway, api_key, fake_requests):
     big = b'{"model": "m", "pad": "' + b"x" * 70_000 + b'"}'
-    r = httpx.post(gateway.url + "/v1/chat/completions", content=big, headers={"Authorization": f"Bearer {api_key}"})
+    r = httpx.post(
+        gateway.url + "/v1/chat/completions",
+        content=big,
+        headers={"Authorization": f"Bearer {api_key}"},
+    )
     assert r.status_code == 413 and error_of(r)["code"] == "request_too_large"
 
     def chunked():
         for _ in range(20):
             yield b"x" * 5000
 
-    r = httpx.post(gateway.url + "/v1/embeddings", content=chunked(), headers={"Authorization": f"Bearer {api_key}"})
+    r = httpx.post(
+        gateway.url + "/v1/embeddings",
+        content=chunked(),
+        headers={"Authorization": f"Bearer {api_key}"},
+    )
     assert r.status_code == 413
     assert fake_requests() == []
 
@@ -164,18 +204,31 @@ ERROR_CASES = [
 
 @pytest.mark.parametrize(("fake_status", "kind", "status", "exception"), ERROR_CASES)
 def test_engine_errors_become_openai_errors(gateway, api_key, fake_status, kind, status, exception):
-    client = sdk(gateway, api_key, default_headers={"X-Fake-Status": str(fake_status), "X-Fake-Error": kind})
+    client = sdk(
+        gateway, api_key, default_headers={"X-Fake-Status": str(fake_status), "X-Fake-Error": kind}
+    )
     with pytest.raises(exception) as info:
         client.chat.completions.create(**CHAT)
     assert info.value.status_code == status
     error = info.value.body
     assert set(error) >= {"message", "type", "param", "code"}
-    assert "Traceback" not in error["message"] and "/opt/" not in error["message"] and "/srv/" not in error["message"]
+    assert (
+        "Traceback" not in error["message"]
+        and "/opt/" not in error["message"]
+        and "/srv/" not in error["message"]
+    )
     assert "<html" not in error["message"]
     if kind == "openai" and fake_status < 500 and fake_status != 401:
-        assert error == {"message": f"fake error {fake_status}", "type": "invalid_request_error", "param": "model", "code": "fake_code"}
+        assert error == {
+            "message": f"fake error {fake_status}",
+            "type": "invalid_request_error",
+            "param": "model",
+            "code": "fake_code",
+        }
     if kind == "traceback":
-        assert error["message"] == "ValueError: Requested tokens (9000) exceed context window of 2048"
+        assert (
+            error["message"] == "ValueError: Requested tokens (9000) exceed context window of 2048"
+        )
         assert error["param"] == "messages"
 
 
@@ -204,7 +257,9 @@ def test_upstream_read_timeout_is_a_504(gateway, api_key):
 @pytest.mark.parametrize("split", [0, 5])
 def test_stream_broken_mid_way_ends_with_an_error_event(gateway, api_key, split):
     headers = {"X-Fake-Chunks": "6", "X-Fake-Abort-After": "3", "X-Fake-Split": str(split)}
-    stream = sdk(gateway, api_key, default_headers=headers).chat.completions.create(**CHAT, stream=True)
+    stream = sdk(gateway, api_key, default_headers=headers).chat.completions.create(
+        **CHAT, stream=True
+    )
     received = []
     with pytest.raises(openai.APIError) as info:
         for chunk in stream:
@@ -214,7 +269,9 @@ def test_stream_broken_mid_way_ends_with_an_error_event(gateway, api_key, split)
 
 
 def test_stream_that_stalls_ends_with_a_timeout_event(gateway, api_key):
-    stream = sdk(gateway, api_key, default_headers={"X-Fake-Hang": "1"}).chat.completions.create(**CHAT, stream=True)
+    stream = sdk(gateway, api_key, default_headers={"X-Fake-Hang": "1"}).chat.completions.create(
+        **CHAT, stream=True
+    )
     with pytest.raises(openai.APIError) as info:
         list(stream)
     assert info.value.body["code"] == "upstream_timeout"
@@ -225,7 +282,8 @@ def _raw_request(port, payload, extra_headers=""):
     body = json.dumps(payload).encode()
     sock.sendall(
         f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n{extra_headers}\r\n".encode() + body
+        f"Content-Length: {len(body)}\r\n{extra_headers}\r\n".encode()
+        + body
     )
     return sock
 
@@ -236,17 +294,23 @@ def test_client_disconnect_mid_stream_closes_the_upstream_request(gateway, api_k
     assert b"data:" in sock.recv(65536)
     closed_at = time.time()
     sock.close()
-    entry = wait_until(lambda: next((e for e in fake_requests() if e["disconnected"]), None), timeout=3)
+    entry = wait_until(
+        lambda: next((e for e in fake_requests() if e["disconnected"]), None), timeout=3
+    )
     assert entry is not None, "the engine never saw the request end"
     assert entry["disconnected_at"] - closed_at < 1.0
     assert not entry["completed"]
 
 
-def test_client_disconnect_while_waiting_closes_the_upstream_request(gateway, api_key, fake_requests):
+def test_client_disconnect_while_waiting_closes_the_upstream_request(
+    gateway, api_key, fake_requests
+):
     headers = f"Authorization: Bearer {api_key}\r\nX-Fake-Sleep-Ms: 1500\r\n"
     sock = _raw_request(gateway.port, CHAT, headers)
     assert wait_until(lambda: fake_requests(), timeout=2)
     closed_at = time.time()
     sock.close()
-    entry = wait_until(lambda: next((e for e in fake_requests() if e["disconnected"]), None), timeout=3)
+    entry = wait_until(
+        lambda: next((e for e in fake_requests() if e["disconnected"]), None), timeout=3
+    )
     assert entry is not None and entry["disconnected_at"] - closed_at < 1.0

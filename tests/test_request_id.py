@@ -35,7 +35,9 @@ def test_choose_keeps_valid_and_replaces_invalid():
 
 async def _app_with_existing_header(scope, receive, send):
     _app_with_existing_header.seen = get_request_id()
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"X-Request-Id", b"inner")]})
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"X-Request-Id", b"inner")]}
+    )
     await send({"type": "http.response.body", "body": b""})
 
 

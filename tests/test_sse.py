@@ -29,7 +29,10 @@ STREAMS = {
     ),
     "empty-event-name": (b"event:\ndata: z\n\n", [E(data="z")]),
     "bad-retry": (b"retry: 12a\ndata: r\n\nretry: \ndata: s\n\n", [E(data="r"), E(data="s")]),
-    "id-with-nul": (b"id: ok\ndata: a\n\nid: b\x00ad\ndata: b\n\n", [E(data="a", id="ok"), E(data="b", id="ok")]),
+    "id-with-nul": (
+        b"id: ok\ndata: a\n\nid: b\x00ad\ndata: b\n\n",
+        [E(data="a", id="ok"), E(data="b", id="ok")],
+    ),
     "id-reset": (b"id: 1\ndata: a\n\nid\ndata: b\n\n", [E(data="a", id="1"), E(data="b", id="")]),
     "no-data-no-event": (b"event: x\nid: 3\n\ndata: after\n\n", [E(data="after", id="3")]),
     "unterminated": (b"data: done\n\ndata: partial", [E(data="done")]),
@@ -86,7 +89,10 @@ def test_encode_event_round_trips():
 
 
 def test_extract_content_chat_completion_and_responses():
-    chat = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "Hi"}}]}
+    chat = {
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": {"content": "Hi"}}],
+    }
     assert extract_content(chat) == "Hi"
     assert extract_content({"choices": [{"delta": {"role": "assistant"}}]}) == ""
     assert extract_content({"object": "text_completion", "choices": [{"text": "abc"}]}) == "abc"
@@ -102,7 +108,7 @@ def test_reasoning_and_tool_calls_are_kept_apart_from_content():
             {
                 "delta": {
                     "reasoning_content": "think",
-                    "tool_calls": [{"index": 0, "function": {"name": "f", "arguments": "{\"a\""}}],
+                    "tool_calls": [{"index": 0, "function": {"name": "f", "arguments": '{"a"'}}],
                 }
             }
         ]
@@ -111,4 +117,6 @@ def test_reasoning_and_tool_calls_are_kept_apart_from_content():
     assert extract_reasoning(chunk) == "think"
     assert extract_reasoning({"choices": [{"delta": {"reasoning": "r"}}]}) == "r"
     assert extract_reasoning({"type": "response.reasoning_text.delta", "delta": "rt"}) == "rt"
-    assert extract_tool_calls(chunk) == [{"index": 0, "function": {"name": "f", "arguments": "{\"a\""}}]
+    assert extract_tool_calls(chunk) == [
+        {"index": 0, "function": {"name": "f", "arguments": '{"a"'}}
+    ]

@@ -15,8 +15,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")
         parser.add_argument("--expires-in-days", type=float, default=None)
+        parser.add_argument(
+            "--replace", action="store_true", help="delete an existing key of that name first"
+        )
 
-    def handle(self, *args: Any, name: str, expires_in_days: float | None, **options: Any) -> None:
+    def handle(
+        self, *args: Any, name: str, expires_in_days: float | None, replace: bool, **options: Any
+    ) -> None:
+        if replace:
+            ApiKey.objects.filter(name=name).delete()
         if ApiKey.objects.filter(name=name).exists():
             raise CommandError(f"An API key named {name!r} already exists.")
         expires_at = None

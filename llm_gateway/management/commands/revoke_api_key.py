@@ -9,7 +9,10 @@ from llm_gateway.models import ApiKey
 
 
 class Command(BaseCommand):
-    help = "Revoke an API key by name or prefix (the 8 characters after 'sk-'); takes effect within a second."
+    help = (
+        "Revoke an API key by name or by prefix (the 8 characters after 'sk-'); "
+        "every gateway process refuses it within a second."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name_or_prefix")
@@ -23,7 +26,9 @@ class Command(BaseCommand):
             raise CommandError(f"{name_or_prefix!r} matches several keys; use the name.")
         key = matches[0]
         if key.revoked_at is not None:
-            self.stdout.write(f"API key {key.name!r} was already revoked at {key.revoked_at.isoformat()}.")
+            self.stdout.write(
+                f"API key {key.name!r} was already revoked at {key.revoked_at.isoformat()}."
+            )
             return
         key.revoke()
         self.stdout.write(f"Revoked API key {key.name!r} (sk-{key.prefix}-…).")

@@ -1,0 +1,69 @@
+import re
+
+import pytest
+from django.urls import reverse
+
+from llm_gateway import keys
+from llm_gateway.models import ApiKey
+
+pytestmark = pytest.mark.django_db
+
+
+def test_adding_a_key_shows_it_once_and_never_again(admin_client):
+    response = admin_client.post(
+        reverse("admin:llm_gateway_apikey_add"),
+        {"name": "from-admin", "expires_at_0": "", "expires_at_1": ""},
+    )
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    match = re.search(
+        rb'id="raw-api-key"[^>]*>(sk-[0-9a-f]{8}-[A-Za-z0-9_\-]{43})<', response.content
+    )
+    assert match, response.content[:2000]
+    raw = match.group(1).decode()
+    key = ApiKey.objects.get(name="from-admin")
+    assert key.digest == keys.digest(raw) and key.prefix == keys.prefix_of(raw)
+    for url in (
+        reverse("admin:llm_gateway_apikey_change", args=[key.pk]),
+        reverse("admin:llm_gateway_apikey_changelist"),
+        reverse("admin:llm_gateway_apikey_changelist") + "?q=from-admin",
+    ):
+        page = admin_client.get(url)
+        assert page.status_code == 200
+        assert raw not in page.content.decode()
+        assert raw.split("-", 2)[2] not in page.content.decode()
+
+
+def test_changelist_shows_status_and_searches_prefix(admin_client):
+    key, _ = ApiKey.create("listed")
+    revoked, _ = ApiKey.create("gone")
+    revoked.revoke()
+    page = admin_client.get(reverse("admin:llm_gateway_apikey_changelist")).content.decode()
+    assert (
+        "listed" in page and "active" in page and "revoked" in page and f"sk-{key.prefix}-" in page
+    )
+    page = admin_client.get(
+        reverse("admin:llm_gateway_apikey_changelist") + f"?q={key.prefix}"
+    ).content.decode()
+    assert "listed" in page and "gone" not in page
+
+
+def test_bulk_revoke_action(admin_client):
+    a, _ = ApiKey.create("a")
+    b, _ = ApiKey.create("b")
+    response = admin_client.post(
+        reverse("admin:llm_gateway_apikey_changelist"),
+        {"action": "revoke_keys", "_selected_action": [a.pk, b.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert {k.status for k in ApiKey.objects.all()} == {"revoked"}
+
+
+def test_digest_is_read_only(admin_client):
+    key, _ = ApiKey.create("ro")
+    page = admin_client.get(
+        reverse("admin:llm_gateway_apikey_change", args=[key.pk])
+    ).content.decode()
+    assert key.digest in page
+    assert 'name="digest"' not in page

@@ -1,0 +1,27 @@
+from django.test import override_settings
+
+from llm_gateway.conf import conf
+
+
+def test_defaults():
+    assert conf.MAX_BODY_BYTES == 32 * 1024 * 1024
+    assert conf.CONNECT_TIMEOUT == 5.0 and conf.READ_TIMEOUT == 600.0
+    assert conf.AUTH_PREFIXES == ["/v1"]
+    assert conf.WATCHDOG_INTERVAL == 5.0 and conf.WATCHDOG_FAILURES == 2
+    assert conf.EXIT_ON_ENGINE_DEATH is False
+
+
+def test_settings_win_over_the_environment_and_are_read_at_call_time(monkeypatch):
+    monkeypatch.setenv("LLM_GATEWAY_READ_TIMEOUT", "12")
+    assert conf.READ_TIMEOUT == 12.0
+    with override_settings(LLM_GATEWAY_READ_TIMEOUT=30):
+        assert conf.READ_TIMEOUT == 30.0
+    monkeypatch.setenv("LLM_GATEWAY_EXIT_ON_ENGINE_DEATH", "TRUE")
+    assert conf.EXIT_ON_ENGINE_DEATH is True
+    monkeypatch.setenv("LLM_GATEWAY_API_KEYS", " a , ,b ")
+    assert conf.API_KEYS == ["a", "b"]
+
+
+def test_upstream_url_loses_its_trailing_slash():
+    with override_settings(LLM_GATEWAY_UPSTREAM_URL="http://h:1/v1/"):
+        assert conf.UPSTREAM_URL == "http://h:1/v1"

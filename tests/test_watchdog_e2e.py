@@ -1,0 +1,106 @@
+"""The engine watchdog: death and recovery seen by /health and the relay, with a real daphne."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from . import servers
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+FAST = {"LLM_GATEWAY_WATCHDOG_INTERVAL": "0.2", "LLM_GATEWAY_WATCHDOG_FAILURES": "2"}
+
+
+def poll(url: str, status: int, timeout: float = 5.0) -> tuple[float, httpx.Response]:
+    start = time.monotonic()
+    while True:
+        r = httpx.get(url, timeout=5)
+        if r.status_code == status or time.monotonic() - start > timeout:
+            return time.monotonic() - start, r
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def engine(server_logs):
+    server = servers.fake_upstream(server_logs)
+    yield server
+    server.stop()
+
+
+def test_engine_death_and_recovery(engine, gateway_env, server_logs, api_key):
+    engine.start()
+    env = {**gateway_env, **FAST, "LLM_GATEWAY_UPSTREAM_URL": engine.url + "/v1"}
+    gateway = servers.daphne(server_logs, env).start()
+    auth = {"Authorization": f"Bearer {api_key}"}
+    try:
+        _, r = poll(gateway.url + "/health", 200)
+        assert r.json()["status"] == "ok" and r.json()["engine"]["state"] == "alive"
+        engine.stop()
+        elapsed, r = poll(gateway.url + "/health", 503)
+        assert r.status_code == 503 and elapsed < 2.0
+        assert (
+            r.json()["engine"]["state"] == "dead"
+            and "connect" in r.json()["engine"]["reason"].lower()
+        )
+        started = time.monotonic()
+        r = httpx.post(gateway.url + "/v1/chat/completions", json={"model": "m"}, headers=auth)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "engine_unavailable"
+        assert time.monotonic() - started < 0.5  # fails fast, no connect attempt
+        engine.start()  # same port: the engine comes back, daphne is not restarted
+        elapsed, r = poll(gateway.url + "/health", 200)
+        assert r.status_code == 200 and elapsed < 2.0
+        assert httpx.get(gateway.url + "/v1/models", headers=auth).status_code == 200
+    finally:
+        gateway.stop()
+
+
+def test_engine_without_health_endpoint_is_probed_on_models(server_logs, gateway_env):
+    engine = servers.fake_upstream(server_logs, health=False).start()
+    gateway = servers.daphne(
+        server_logs, {**gateway_env, **FAST, "LLM_GATEWAY_UPSTREAM_URL": engine.url + "/v1"}
+    ).start()
+    try:
+        time.sleep(0.6)
+        r = httpx.get(gateway.url + "/health")
+        assert r.status_code == 200 and r.json()["engine"]["state"] == "alive"
+    finally:
+        gateway.stop()
+        engine.stop()
+
+
+def test_unreachable_engine_is_a_503(server_logs, gateway_env, api_key):
+    port = servers.free_port()  # nothing listens here
+    gateway = servers.daphne(
+        server_logs, {**gateway_env, "LLM_GATEWAY_UPSTREAM_URL": f"http://127.0.0.1:{port}/v1"}
+    ).start()
+    try:
+        import openai
+
+        client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=api_key, max_retries=0)
+        with pytest.raises(openai.InternalServerError) as info:
+            client.models.list()
+        assert info.value.status_code == 503 and info.value.body["code"] == "engine_unavailable"
+    finally:
+        gateway.stop()
+
+
+def test_exit_on_engine_death(engine, gateway_env, server_logs):
+    engine.start()
+    env = {
+        **gateway_env,
+        **FAST,
+        "LLM_GATEWAY_UPSTREAM_URL": engine.url + "/v1",
+        "LLM_GATEWAY_EXIT_ON_ENGINE_DEATH": "true",
+    }
+    gateway = servers.daphne(server_logs, env).start()
+    try:
+        poll(gateway.url + "/health", 200)
+        engine.stop()
+        assert gateway.process is not None
+        gateway.process.wait(timeout=5)
+        assert gateway.process.returncode is not None
+    finally:
+        gateway.stop()
