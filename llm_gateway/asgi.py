@@ -2,7 +2,7 @@
 
     application = gateway_application(get_asgi_application())
 
-Every request passes X-Request-Id, then error rendering, then the key check; then ``/v1``
+Every request passes X-Request-Id, the access log, error rendering, then the key check; then ``/v1``
 goes to the relay and everything else (admin, /health, ...) to the wrapped application.
 """
 
@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from .keystore import key_store
+from .middleware.access_log import AccessLogMiddleware
 from .middleware.auth import AuthMiddleware
 from .middleware.errors import ErrorMiddleware
 from .middleware.request_id import RequestIdMiddleware
@@ -80,4 +81,6 @@ class GatewayRouter:
 
 def gateway_application(fallback: ASGIApp) -> Any:
     """Wrap a project's ASGI app with the gateway: the /v1 relay and its middleware."""
-    return RequestIdMiddleware(ErrorMiddleware(AuthMiddleware(GatewayRouter(fallback))))
+    return RequestIdMiddleware(
+        AccessLogMiddleware(ErrorMiddleware(AuthMiddleware(GatewayRouter(fallback))))
+    )

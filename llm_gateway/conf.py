@@ -92,6 +92,16 @@ class Settings:
         """Upper bound on open upstream connections per process (0: no limit)."""
         return self._get("POOL_SIZE", 0, int)
 
+    # --- logging --------------------------------------------------------------------------
+    @property
+    def LOG_RESPONSES(self) -> bool:
+        """Log requests and response bodies / streamed content (never keys)."""
+        return self._get("LOG_RESPONSES", False, parse_bool)
+
+    @property
+    def LOG_MAX_CHARS(self) -> int:
+        return self._get("LOG_MAX_CHARS", 2048, int)
+
     # --- watchdog -------------------------------------------------------------------------
     @property
     def HEALTH_PATH(self) -> str:

@@ -31,6 +31,7 @@ from .errors import (
 )
 from .paths import app_path, canonical
 from .request_id import SCOPE_KEY as REQUEST_ID_KEY
+from .response_log import StreamTap, log_body, log_request
 from .sse import encode_event
 from .stream import EventBoundary
 from .types import Scope
@@ -187,13 +188,15 @@ async def relay(scope: Scope, receive: Any, send: Any) -> None:
         body = await read_body(scope, receive)
     except ClientDisconnected:
         return
-    if method == "POST" and sub_path in JSON_ENDPOINTS:
-        parse_request(body)
+    payload = parse_request(body) if method == "POST" and sub_path in JSON_ENDPOINTS else None
+    log_limit = conf.LOG_MAX_CHARS if conf.LOG_RESPONSES else None
+    if log_limit is not None:
+        log_request(method, path, payload, len(body))
     if watchdog.dead:
         raise EngineDeadError(f"The engine is unavailable: {watchdog.status.reason}.")
     url = upstream_url(sub_path, scope.get("query_string", b""))
     await cancel_on_disconnect(
-        exchange(method, url, upstream_headers(scope), body if body else None, send), receive
+        exchange(method, url, upstream_headers(scope), body or None, send, log_limit), receive
     )
 
 
@@ -229,8 +232,14 @@ async def cancel_on_disconnect(coro: Any, receive: Any) -> None:
 
 
 async def exchange(
-    method: str, url: str, headers: list[tuple[str, str]], body: bytes | None, send: Any
+    method: str,
+    url: str,
+    headers: list[tuple[str, str]],
+    body: bytes | None,
+    send: Any,
+    log_limit: int | None = None,
 ) -> None:
+    """One upstream round trip; ``log_limit`` (chars) turns response logging on."""
     from .upstream import upstream
 
     try:
@@ -241,9 +250,11 @@ async def exchange(
     try:
         if response.status >= 400:
             raw = await _read(response, MAX_ERROR_BODY)
+            if log_limit is not None:
+                log_body(response.status, raw, log_limit)
             raise upstream_error(response.status, raw, list(response.raw_headers))
         if response.headers.get("Content-Type", "").startswith("text/event-stream"):
-            await relay_stream(response, send)
+            await relay_stream(response, send, StreamTap(log_limit) if log_limit else None)
         else:
             data = await _read(response, None)
             out_headers = response_headers(response)
@@ -252,6 +263,8 @@ async def exchange(
                 {"type": "http.response.start", "status": response.status, "headers": out_headers}
             )
             await send({"type": "http.response.body", "body": data})
+            if log_limit is not None:
+                log_body(response.status, data, log_limit)
     except BaseException:
         response.close()  # drop the connection: the engine sees the request end
         raise
@@ -269,8 +282,13 @@ async def _read(response: aiohttp.ClientResponse, limit: int | None) -> bytes:
         raise EngineGenerateError("The engine's answer broke off.") from exc
 
 
-async def relay_stream(response: aiohttp.ClientResponse, send: Any) -> None:
-    """Send each chunk as it arrives; a failure after the start becomes a final error event."""
+async def relay_stream(
+    response: aiohttp.ClientResponse, send: Any, tap: StreamTap | None = None
+) -> None:
+    """Send each chunk as it arrives; a failure after the start becomes a final error event.
+
+    The tap (response logging) sees each chunk after it was sent, so it never delays one.
+    """
     headers = [h for h in response_headers(response) if h[0].lower() != b"cache-control"]
     headers.extend(STREAM_HEADERS)
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
@@ -281,16 +299,28 @@ async def relay_stream(response: aiohttp.ClientResponse, send: Any) -> None:
             ready = boundary.feed(chunk)
             if ready:
                 await send({"type": "http.response.body", "body": ready, "more_body": True})
+                if tap is not None:
+                    tap.feed(ready)
     except (TimeoutError, aiohttp.ServerTimeoutError):
         error = EngineTimeoutError("The engine stopped sending the stream.")
     except aiohttp.ClientError:
         error = EngineGenerateError("The engine's stream broke off.")
+    except asyncio.CancelledError:
+        if tap is not None:
+            tap.log("client_disconnected")
+        raise
     if error is None:
-        await send({"type": "http.response.body", "body": boundary.flush()})
+        tail = boundary.flush()
+        await send({"type": "http.response.body", "body": tail})
+        if tap is not None:
+            tap.feed(tail)
+            tap.log("done" if tap.done else "upstream_closed")
         return
     response.close()
     # A partial event is dropped so that the error event reaches the client well-formed.
     await send({"type": "http.response.body", "body": error_event(error)})
+    if tap is not None:
+        tap.log(f"error:{error.code}")
 
 
 def error_event(error: GatewayError) -> bytes:

@@ -10,6 +10,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.management.utils import get_random_secret_key
 
+from llm_gateway.logs import build_logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("LLM_GATEWAY_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -108,6 +110,10 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+
+# LLM_GATEWAY_LOG_CONFIG_FILE, LLM_GATEWAY_DISABLE_ACCESS_LOG_FOR_ENDPOINTS, LLM_GATEWAY_LOG_FORMAT
+# (text or json), LLM_GATEWAY_LOG_LEVEL and LLM_GATEWAY_ACCESS_LOG shape this; see llm_gateway.logs.
+LOGGING = build_logging_config()
 
 # The gateway's own settings (LLM_GATEWAY_*) need no entry here: llm_gateway.conf reads each
 # one from Django settings first and from the environment of the same name second, at call

@@ -21,4 +21,5 @@ API key "quickstart" (replaced at each start; shown only here):
     python -c 'from openai import OpenAI; c = OpenAI(base_url="http://127.0.0.1:$PORT/v1", api_key="$KEY"); print(c.models.list())'
 
 MSG
-exec .venv/bin/daphne -b 127.0.0.1 -p "$PORT" project.asgi:application
+# -v 0: daphne's own access log off; llm_gateway.access writes one line per request instead.
+exec .venv/bin/daphne -v 0 -b 127.0.0.1 -p "$PORT" project.asgi:application

@@ -1,0 +1,117 @@
+"""Request and response logging for the relay (``LLM_GATEWAY_LOG_RESPONSES``).
+
+Streams are tapped as they pass: each chunk is decoded *after* it was sent, content is joined
+up to ``LLM_GATEWAY_LOG_MAX_CHARS`` and one line is written when the stream ends, however it
+ends. Memory stays bounded by that limit, not by the stream's length (vLLM collected the
+whole stream, and its truncation marker never appeared).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+
+from .sse import SSEDecoder, extract_content
+
+logger = logging.getLogger("llm_gateway.responses")
+MARKER = "...[truncated]"
+
+
+def cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + MARKER
+
+
+def log_request(method: str, path: str, payload: dict[str, Any] | None, size: int) -> None:
+    model = payload.get("model") if payload else None
+    stream = bool(payload.get("stream")) if payload else False
+    logger.info("request %s %s model=%s stream=%s bytes=%d", method, path, model, stream, size)
+
+
+def log_body(status: int, body: bytes, limit: int) -> None:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = "<binary>"
+    logger.info("response status=%d body=%s", status, cut(text, limit))
+
+
+class StreamTap:
+    """Watches an SSE stream go by and logs one summary line at its end."""
+
+    __slots__ = (
+        "_decoder",
+        "_parts",
+        "_size",
+        "_limit",
+        "_truncated",
+        "chunks",
+        "model",
+        "finish_reason",
+        "_logged",
+        "done",
+    )
+
+    def __init__(self, limit: int) -> None:
+        self._decoder = SSEDecoder()
+        self._parts: list[str] = []
+        self._size = 0
+        self._limit = limit
+        self._truncated = False
+        self._logged = False
+        self.chunks = 0
+        self.model: str | None = None
+        self.finish_reason: str | None = None
+        self.done = False
+
+    @property
+    def content(self) -> str:
+        text = "".join(self._parts)
+        return text + MARKER if self._truncated else text
+
+    def feed(self, data: bytes) -> None:
+        for event in self._decoder.decode_chunk(data):
+            if event.data == "[DONE]":
+                self.done = True
+                continue
+            self.chunks += 1
+            try:
+                payload = orjson.loads(event.data)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(payload, dict):
+                self._observe(payload)
+
+    def _observe(self, payload: dict[str, Any]) -> None:
+        if self.model is None and isinstance(payload.get("model"), str):
+            self.model = payload["model"]
+        choices = payload.get("choices")
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+            reason = choices[0].get("finish_reason")
+            if reason:
+                self.finish_reason = str(reason)
+        if self._truncated:
+            return
+        text = extract_content(payload)
+        if not text:
+            return
+        room = self._limit - self._size
+        if len(text) > room:
+            text, self._truncated = text[:room], True
+        self._parts.append(text)
+        self._size += len(text)
+
+    def log(self, outcome: str) -> None:
+        """Write the summary once, whatever ended the stream."""
+        if self._logged:
+            return
+        self._logged = True
+        logger.info(
+            "stream end=%s model=%s chunks=%d finish_reason=%s content=%s",
+            outcome,
+            self.model,
+            self.chunks,
+            self.finish_reason,
+            self.content,
+        )

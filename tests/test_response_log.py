@@ -1,0 +1,59 @@
+import json
+import logging
+import tracemalloc
+
+from llm_gateway.response_log import MARKER, StreamTap, cut, log_body
+
+
+def chunk(content, finish=None, model="m"):
+    payload = {"object": "chat.completion.chunk", "model": model, "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}]}
+    return f"data: {json.dumps(payload)}\n\n".encode()
+
+
+def test_cut():
+    assert cut("abc", 3) == "abc" and cut("abcd", 3) == "abc" + MARKER
+
+
+def test_tap_joins_content_across_arbitrary_splits(caplog):
+    stream = b"".join([chunk("Hé"), chunk("llo "), chunk("🙂", "stop"), b"data: [DONE]\n\n"])
+    tap = StreamTap(100)
+    for i in range(0, len(stream), 3):
+        tap.feed(stream[i : i + 3])
+    assert tap.content == "Héllo 🙂" and tap.chunks == 3 and tap.finish_reason == "stop" and tap.done
+    with caplog.at_level(logging.INFO, "llm_gateway.responses"):
+        tap.log("done")
+        tap.log("done")  # once only
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message == "stream end=done model=m chunks=3 finish_reason=stop content=Héllo 🙂"
+
+
+def test_tap_truncates_with_a_marker():
+    tap = StreamTap(5)
+    tap.feed(chunk("abc") + chunk("defg"))
+    assert tap.content == "abcde" + MARKER
+
+
+def test_tap_memory_stays_bounded_over_100k_chunks():
+    piece = chunk("token ")
+    tap = StreamTap(2048)
+    tracemalloc.start()
+    for _ in range(1_000):
+        tap.feed(piece)
+    baseline = tracemalloc.get_traced_memory()[0]
+    for _ in range(100_000):
+        tap.feed(piece)
+    current, _peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert tap.chunks == 101_000
+    assert len(tap.content) == 2048 + len(MARKER)
+    assert current - baseline < 64 * 1024, current - baseline
+
+
+def test_log_body_marks_binary(caplog):
+    with caplog.at_level(logging.INFO, "llm_gateway.responses"):
+        log_body(200, b"\xff\xfe", 10)
+        log_body(200, b"x" * 20, 10)
+    assert [r.getMessage() for r in caplog.records] == [
+        "response status=200 body=<binary>",
+        "response status=200 body=" + "x" * 10 + MARKER,
+    ]
