@@ -20,6 +20,7 @@ from .middleware.errors import ErrorMiddleware
 from .middleware.request_id import RequestIdMiddleware
 from .paths import app_path, canonical, is_under
 from .relay import API_PREFIX, relay
+from .tuning import tune_process
 from .types import ASGIApp, Receive, Scope, Send
 from .upstream import upstream
 from .watchdog import watchdog
@@ -80,7 +81,11 @@ class GatewayRouter:
 
 
 def gateway_application(fallback: ASGIApp) -> Any:
-    """Wrap a project's ASGI app with the gateway: the /v1 relay and its middleware."""
+    """Wrap a project's ASGI app with the gateway: the /v1 relay and its middleware.
+
+    Call it once, at the end of start-up (asgi.py): it also tunes the process (``tuning``).
+    """
+    tune_process()
     return RequestIdMiddleware(
         AccessLogMiddleware(ErrorMiddleware(AuthMiddleware(GatewayRouter(fallback))))
     )

@@ -127,7 +127,6 @@ class KeyStore:
         if entry is None or now - entry.loaded > 2 * conf.KEY_CACHE_SECONDS:
             entry = await self._load(prefix, now, stale=entry)
         entry.seen = now
-        self._ensure_refresher()
         if entry.digest is None or not keys.digests_equal(entry.digest, token_digest):
             return Verdict.INVALID, None
         wall = time.time()
@@ -151,6 +150,7 @@ class KeyStore:
 
             raise KeyStoreUnavailable("The API key store is unavailable.") from exc
         entry = _entry_from_row(rows.get(prefix), now)
+        self._ensure_refresher()
         if len(self._entries) >= MAX_ENTRIES:
             self._evict(now, force=True)
         self._entries[prefix] = entry
@@ -189,7 +189,7 @@ class KeyStore:
             await asyncio.sleep(conf.KEY_CACHE_SECONDS)
             try:
                 await self.refresh()
-            except DatabaseError as exc:
+            except Exception as exc:  # the refresher must outlive a database outage
                 logger.warning("API key refresh failed: %s", exc)
 
     async def refresh(self) -> None:

@@ -28,6 +28,7 @@ _STALE_CONNECTION_ERRORS = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSErr
 class Upstream:
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def base_url(self) -> str:
         url = conf.UPSTREAM_URL
@@ -45,7 +46,8 @@ class Upstream:
     def session(self) -> aiohttp.ClientSession:
         session = self._session
         loop = asyncio.get_running_loop()
-        if session is None or session.closed or session._loop is not loop:
+        if session is None or self._loop is not loop or session.closed:
+            self._loop = loop
             session = self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
                     limit=conf.POOL_SIZE, keepalive_timeout=30, enable_cleanup_closed=False

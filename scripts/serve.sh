@@ -22,4 +22,5 @@ API key "quickstart" (replaced at each start; shown only here):
 
 MSG
 # -v 0: daphne's own access log off; llm_gateway.access writes one line per request instead.
-exec .venv/bin/daphne -v 0 -b 127.0.0.1 -p "$PORT" project.asgi:application
+# llm_gateway.run is daphne with uvloop under its Twisted reactor (docs/performance.md).
+exec .venv/bin/python -m llm_gateway.run -v 0 -b 127.0.0.1 -p "$PORT" project.asgi:application

@@ -10,6 +10,7 @@ from asgiref.sync import SyncToAsync
 from django.conf import settings
 from django.db import connections
 
+from llm_gateway.conf import conf
 from llm_gateway.keystore import key_store
 from llm_gateway.watchdog import watchdog
 
@@ -32,6 +33,7 @@ def database_url() -> str:
 def _fresh_process_state() -> Iterator[None]:
     key_store.clear()
     watchdog.reset()
+    conf.reload()
     yield
     key_store.clear()
     # The key store reads through sync_to_async: close what that worker thread opened.

@@ -90,7 +90,7 @@ def daphne(tmp: Path, env: Mapping[str, str], port: int | None = None) -> Server
     argv = [
         sys.executable,
         "-m",
-        "daphne",
+        "llm_gateway.run",  # daphne on uvloop, as scripts/serve.sh runs it
         "-b",
         "127.0.0.1",
         "-p",

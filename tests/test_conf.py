@@ -13,13 +13,19 @@ def test_defaults():
 
 def test_settings_win_over_the_environment_and_are_read_at_call_time(monkeypatch):
     monkeypatch.setenv("LLM_GATEWAY_READ_TIMEOUT", "12")
+    conf.reload()
     assert conf.READ_TIMEOUT == 12.0
     with override_settings(LLM_GATEWAY_READ_TIMEOUT=30):
         assert conf.READ_TIMEOUT == 30.0
     monkeypatch.setenv("LLM_GATEWAY_EXIT_ON_ENGINE_DEATH", "TRUE")
-    assert conf.EXIT_ON_ENGINE_DEATH is True
     monkeypatch.setenv("LLM_GATEWAY_API_KEYS", " a , ,b ")
+    conf.reload()
+    assert conf.EXIT_ON_ENGINE_DEATH is True
     assert conf.API_KEYS == ["a", "b"]
+    monkeypatch.delenv("LLM_GATEWAY_API_KEYS")
+    assert conf.API_KEYS == ["a", "b"]  # remembered until a reload or a settings change
+    with override_settings(LLM_GATEWAY_CONNECT_TIMEOUT=1):
+        assert conf.API_KEYS == []
 
 
 def test_upstream_url_loses_its_trailing_slash():

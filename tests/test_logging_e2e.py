@@ -64,34 +64,65 @@ def test_logs_carry_ids_content_and_no_keys(logged_gateway, api_key):
     static = openai.OpenAI(base_url=base, api_key=STATIC_KEY, max_retries=0)
     static.models.list(extra_headers={"X-Request-Id": "req-models-3"})
     httpx.get(logged_gateway.url + "/health", headers={"X-Request-Id": "req-health-4"})
-    httpx.get(base + "/models", headers={"Authorization": "Bearer sk-wrong-key-in-log-test", "X-Request-Id": "req-401-5"})
+    httpx.get(
+        base + "/models",
+        headers={"Authorization": "Bearer sk-wrong-key-in-log-test", "X-Request-Id": "req-401-5"},
+    )
     time.sleep(0.3)
     output = logged_gateway.output()
     lines = lines_of(logged_gateway)
 
     # No key of any kind, anywhere.
-    for secret in (api_key, api_key.split("-", 2)[2], STATIC_KEY, "sk-upstream-secret-never-shown", "sk-wrong-key-in-log-test"):
+    for secret in (
+        api_key,
+        api_key.split("-", 2)[2],
+        STATIC_KEY,
+        "sk-upstream-secret-never-shown",
+        "sk-wrong-key-in-log-test",
+    ):
         assert secret not in output
 
-    ends = {line["request_id"]: line["message"] for line in lines if line.get("logger") == "llm_gateway.responses" and line["message"].startswith("stream end=")}
-    assert ends["req-stream-1"] == f"stream end=done model=fake-model chunks=4 finish_reason=stop content={received}"
+    ends = {
+        line["request_id"]: line["message"]
+        for line in lines
+        if line.get("logger") == "llm_gateway.responses"
+        and line["message"].startswith("stream end=")
+    }
+    assert (
+        ends["req-stream-1"]
+        == f"stream end=done model=fake-model chunks=4 finish_reason=stop content={received}"
+    )
     assert len(long_received) > 30
     assert ends["req-stream-2"].endswith(f"content={long_received[:30]}...[truncated]")
-    requests = [line for line in lines if line.get("logger") == "llm_gateway.responses" and line["message"].startswith("request ")]
-    assert any(r["request_id"] == "req-stream-1" and "model=fake-model stream=True" in r["message"] for r in requests)
-    bodies = [line for line in lines if line.get("message", "").startswith("response status=200 body=")]
+    requests = [
+        line
+        for line in lines
+        if line.get("logger") == "llm_gateway.responses" and line["message"].startswith("request ")
+    ]
+    assert any(
+        r["request_id"] == "req-stream-1" and "model=fake-model stream=True" in r["message"]
+        for r in requests
+    )
+    bodies = [
+        line for line in lines if line.get("message", "").startswith("response status=200 body=")
+    ]
     assert any(b["request_id"] == "req-models-3" for b in bodies)
 
     access = [line for line in lines if line.get("logger") == "llm_gateway.access"]
     by_id = {line["request_id"]: line for line in access}
-    assert by_id["req-stream-1"]["status"] == 200 and by_id["req-stream-1"]["path"] == "/v1/chat/completions"
+    assert (
+        by_id["req-stream-1"]["status"] == 200
+        and by_id["req-stream-1"]["path"] == "/v1/chat/completions"
+    )
     assert by_id["req-stream-1"]["bytes"] > 0 and by_id["req-stream-1"]["duration_ms"] > 0
     assert by_id["req-401-5"]["status"] == 401
     assert "req-health-4" not in by_id  # /health is excluded from the access log
     assert not any(line.get("path") == "/health" for line in access)
 
     # Every line written while handling a request carries that request's id.
-    gateway_lines = [line for line in lines if str(line.get("logger", "")).startswith("llm_gateway")]
+    gateway_lines = [
+        line for line in lines if str(line.get("logger", "")).startswith("llm_gateway")
+    ]
     assert gateway_lines and all(line["request_id"] not in (None, "-") for line in gateway_lines)
     # daphne's own access log is off (-v 0): no plain-text access lines.
     assert not [line for line in lines if "raw" in line and "/v1/" in line["raw"]]

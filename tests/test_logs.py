@@ -13,7 +13,9 @@ from llm_gateway.request_id import request_id_var
 
 
 def record(**extra):
-    rec = logging.LogRecord("llm_gateway.access", logging.INFO, __file__, 1, "hello %s", ("x",), None)
+    rec = logging.LogRecord(
+        "llm_gateway.access", logging.INFO, __file__, 1, "hello %s", ("x",), None
+    )
     for key, value in extra.items():
         setattr(rec, key, value)
     return rec
@@ -50,7 +52,11 @@ def test_json_formatter_one_object_per_line_with_extras():
     entry = json.loads(line)
     assert "\n" not in line
     assert entry["message"] == "hello x" and entry["request_id"] == "r1"
-    assert entry["status"] == 200 and entry["path"] == "/v1/x" and entry["logger"] == "llm_gateway.access"
+    assert (
+        entry["status"] == 200
+        and entry["path"] == "/v1/x"
+        and entry["logger"] == "llm_gateway.access"
+    )
 
 
 def test_config_file_wins_when_it_loads(tmp_path):
@@ -66,7 +72,10 @@ def test_missing_or_invalid_file_warns_once_and_falls_back(tmp_path, capsys):
         if content is not None:
             path.write_text(content)
         config = build_logging_config(
-            {"LLM_GATEWAY_LOG_CONFIG_FILE": str(path), "LLM_GATEWAY_DISABLE_ACCESS_LOG_FOR_ENDPOINTS": "/health"}
+            {
+                "LLM_GATEWAY_LOG_CONFIG_FILE": str(path),
+                "LLM_GATEWAY_DISABLE_ACCESS_LOG_FOR_ENDPOINTS": "/health",
+            }
         )
         assert config["filters"]["access"]["excluded_paths"] == ["/health"]
         err = capsys.readouterr().err

@@ -6,7 +6,11 @@ from llm_gateway.response_log import MARKER, StreamTap, cut, log_body
 
 
 def chunk(content, finish=None, model="m"):
-    payload = {"object": "chat.completion.chunk", "model": model, "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}]}
+    payload = {
+        "object": "chat.completion.chunk",
+        "model": model,
+        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}],
+    }
     return f"data: {json.dumps(payload)}\n\n".encode()
 
 
@@ -19,7 +23,9 @@ def test_tap_joins_content_across_arbitrary_splits(caplog):
     tap = StreamTap(100)
     for i in range(0, len(stream), 3):
         tap.feed(stream[i : i + 3])
-    assert tap.content == "Héllo 🙂" and tap.chunks == 3 and tap.finish_reason == "stop" and tap.done
+    assert (
+        tap.content == "Héllo 🙂" and tap.chunks == 3 and tap.finish_reason == "stop" and tap.done
+    )
     with caplog.at_level(logging.INFO, "llm_gateway.responses"):
         tap.log("done")
         tap.log("done")  # once only

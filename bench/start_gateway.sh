@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Start one gateway process for the benchmark, in front of the harness's fake engine:
+#   bench/start_gateway.sh PORT [KEY]
+# A database of its own in $BENCH_VAR (migrated, KEY stored as a database key, as a real
+# deployment has), access and response logging as the environment says, then exec daphne so
+# the PID the harness measures is the server's. Extra daphne options: $DAPHNE_ARGS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PORT=$1
+KEY=${2:-sk-00000000-benchbenchbenchbenchbenchbenchbenchbenchben}
+export LLM_GATEWAY_VAR_DIR=${BENCH_VAR:-/tmp/llm-gateway-bench}
+export DJANGO_SETTINGS_MODULE=project.settings
+export LLM_GATEWAY_UPSTREAM_URL=${LLM_GATEWAY_UPSTREAM_URL:-${FAKE_UPSTREAM_URL:?}}
+export LLM_GATEWAY_ACCESS_LOG=${LLM_GATEWAY_ACCESS_LOG:-false}
+mkdir -p "$LLM_GATEWAY_VAR_DIR"
+.venv/bin/python manage.py migrate --no-input -v 0
+.venv/bin/python - "$KEY" <<'PY'
+import sys, django
+django.setup()
+from llm_gateway import keys
+from llm_gateway.models import ApiKey
+raw = sys.argv[1]
+ApiKey.objects.filter(name="bench").delete()
+ApiKey.objects.create(name="bench", prefix=keys.prefix_of(raw), digest=keys.digest(raw))
+PY
+exec .venv/bin/python -m llm_gateway.run -v 0 -b 127.0.0.1 -p "$PORT" ${DAPHNE_ARGS:-} project.asgi:application
