@@ -46,7 +46,9 @@ class Settings:
         """Forget resolved values: the next read looks at settings and environment again."""
         self._resolved.clear()
 
-    def _get(self, name: str, default: T, parse: Callable[[Any], T]) -> T:
+    def _get(
+        self, name: str, default: T, parse: Callable[[Any], T], empty_is_default: bool = True
+    ) -> T:
         try:
             return self._resolved[name]
         except KeyError:
@@ -54,7 +56,8 @@ class Settings:
         value = getattr(django_settings, PREFIX + name, _MISSING)
         if value is _MISSING:
             value = os.environ.get(PREFIX + name, _MISSING)
-        result = default if value is _MISSING or value is None or value == "" else parse(value)
+        unset = value is _MISSING or value is None or (value == "" and empty_is_default)
+        result = default if unset else parse(value)
         self._resolved[name] = result
         return result
 
@@ -89,6 +92,14 @@ class Settings:
     def UPSTREAM_API_KEY(self) -> str:
         """The key sent upstream; the client's own key is never forwarded."""
         return self._get("UPSTREAM_API_KEY", "", str)
+
+    @property
+    def UPSTREAM_REQUEST_ID_HEADER(self) -> str:
+        """The header that carries the request id upstream; empty: not sent. llama-cpp-python's
+        server rejects an X-Request-Id that is not a UUID (HTTP 400), hence the setting."""
+        return self._get(
+            "UPSTREAM_REQUEST_ID_HEADER", "X-Request-Id", lambda v: str(v).strip(), False
+        )
 
     @property
     def CONNECT_TIMEOUT(self) -> float:

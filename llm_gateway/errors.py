@@ -107,8 +107,18 @@ class EngineDeadError(GatewayError):
     code = "engine_unavailable"
 
 
-_FILE_LINE_RE = re.compile(r'File "[^"]*", line \d+(?:, in \S+)?')
-_PATH_RE = re.compile(r"(?<![\w:/.~-])(?:[A-Za-z]:\\|~?/)(?:[\w.@+\-]+[/\\])+[\w.@+\-]*")
+# A stack frame: 'File "...", line N, in f' and, on the next line, its indented source line.
+_FRAME_RE = re.compile(r'[ \t]*File "[^"]*", line \d+(?:, in \S+)?(?:\n[ \t]+[^\n]*)?')
+# A filesystem path: one with a file extension, or under a well-known root. API paths such as
+# /v1/chat/completions are left alone; "https://host/a/b" is not matched (the lookbehind).
+_PATH_RE = re.compile(
+    r"(?<![\w:/.~-])(?:"
+    r"[A-Za-z]:\\[^\s'\"]+"
+    r"|~?/(?:[\w.@+\-]+/)*[\w@+\-]+\.(?:py|pyc|pyx|so|dll|c|cc|cpp|h|gguf|bin|safetensors|pt|pth"
+    r"|json|ya?ml|toml|cfg|ini|log|txt|sock)\b"
+    r"|/(?:home|usr|opt|srv|var|tmp|root|work|app|data|models|mnt|etc|lib|Users)/[\w.@+\-/]*"
+    r")"
+)
 MAX_MESSAGE_CHARS = 2000
 
 
@@ -122,7 +132,7 @@ def clean_message(message: str) -> str:
     if marker:
         lines = [line for line in tail.splitlines() if line.strip() and not line[0].isspace()]
         message = f"{head.strip()} {lines[-1] if lines else ''}"
-    message = _FILE_LINE_RE.sub("<file>", message)
+    message = _FRAME_RE.sub("", message)
     message = _PATH_RE.sub("<path>", message).strip()
     if len(message) > MAX_MESSAGE_CHARS:
         message = message[:MAX_MESSAGE_CHARS] + "...[truncated]"

@@ -55,6 +55,7 @@ HOP_BY_HOP = frozenset(
 )
 # Never forwarded upstream: the client's key, and what the gateway sets itself.
 REQUEST_DROP = HOP_BY_HOP | {
+    b"x-gateway-request-id",
     b"host",
     b"authorization",
     b"content-length",
@@ -107,7 +108,8 @@ def upstream_headers(scope: Scope) -> list[tuple[str, str]]:
         for name, value in scope["headers"]
         if name not in REQUEST_DROP
     ]
-    headers.append(("X-Request-Id", scope.get(REQUEST_ID_KEY) or ""))
+    if id_header := conf.UPSTREAM_REQUEST_ID_HEADER:
+        headers.append((id_header, scope.get(REQUEST_ID_KEY) or ""))
     headers.append(("Accept-Encoding", "identity"))
     if key := conf.UPSTREAM_API_KEY:
         headers.append(("Authorization", f"Bearer {key}"))
@@ -247,6 +249,7 @@ async def exchange(
     except EngineDeadError:
         watchdog.poke()
         raise
+    watchdog.activity += 1
     try:
         if response.status >= 400:
             raw = await _read(response, MAX_ERROR_BODY)
@@ -294,11 +297,14 @@ async def relay_stream(
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     boundary = EventBoundary()
     error: GatewayError | None = None
+    last_sent = b""
     try:
         async for chunk in response.content.iter_any():
+            watchdog.activity += 1
             ready = boundary.feed(chunk)
             if ready:
                 await send({"type": "http.response.body", "body": ready, "more_body": True})
+                last_sent = ready
                 if tap is not None:
                     tap.feed(ready)
     except (TimeoutError, aiohttp.ServerTimeoutError):
@@ -309,6 +315,10 @@ async def relay_stream(
         if tap is not None:
             tap.log("client_disconnected")
         raise
+    if error is not None and last_sent.rstrip(b"\r\n").endswith(b"data: [DONE]"):
+        response.close()
+        error = None  # the answer was complete; only the connection's end was unclean
+        boundary.flush()  # nothing after [DONE] is worth a broken event
     if error is None:
         tail = boundary.flush()
         await send({"type": "http.response.body", "body": tail})

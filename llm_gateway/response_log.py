@@ -51,6 +51,7 @@ class StreamTap:
         "finish_reason",
         "_logged",
         "done",
+        "usage",
     )
 
     def __init__(self, limit: int) -> None:
@@ -64,6 +65,7 @@ class StreamTap:
         self.model: str | None = None
         self.finish_reason: str | None = None
         self.done = False
+        self.usage: dict[str, Any] | None = None
 
     @property
     def content(self) -> str:
@@ -84,6 +86,8 @@ class StreamTap:
                 self._observe(payload)
 
     def _observe(self, payload: dict[str, Any]) -> None:
+        if isinstance(payload.get("usage"), dict):
+            self.usage = payload["usage"]
         if self.model is None and isinstance(payload.get("model"), str):
             self.model = payload["model"]
         choices = payload.get("choices")
@@ -108,10 +112,20 @@ class StreamTap:
             return
         self._logged = True
         logger.info(
-            "stream end=%s model=%s chunks=%d finish_reason=%s content=%s",
+            "stream end=%s model=%s chunks=%d finish_reason=%s usage=%s content=%s",
             outcome,
             self.model,
             self.chunks,
             self.finish_reason,
+            self._usage_text(),
             self.content,
         )
+
+    def _usage_text(self) -> str:
+        """prompt/completion/total tokens, or 'unknown': llama.cpp's server sends no usage
+        chunk even when ``stream_options.include_usage`` asks for one."""
+        usage = self.usage
+        if not usage:
+            return "unknown"
+        keys = ("prompt_tokens", "completion_tokens", "total_tokens")
+        return "/".join(str(usage.get(k, "?")) for k in keys)

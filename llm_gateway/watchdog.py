@@ -1,5 +1,9 @@
 """Engine liveness: a background probe per process, as vLLM's watchdog watches its engine.
 
+The probe is skipped while relayed traffic shows the engine alive (``activity``, bumped by
+the relay): a busy engine is not probed at all, and some engines (llama-cpp-python's server)
+interrupt a running generation when any other request arrives.
+
 After ``WATCHDOG_FAILURES`` failed probes in a row the engine is dead: /health answers 503
 and relay requests fail fast with 503 instead of each waiting for a connect timeout. The
 first good probe makes it alive again. With ``EXIT_ON_ENGINE_DEATH`` the process stops itself
@@ -39,6 +43,7 @@ class Watchdog:
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._use_models_path = False
+        self.activity = 0  # bumped by the relay for each upstream answer and stream chunk
 
     @property
     def dead(self) -> bool:
@@ -60,11 +65,15 @@ class Watchdog:
 
     async def _run(self) -> None:
         assert self._wake is not None
+        seen = -1
         while True:
-            await self.probe_once()
+            poked = self._wake.is_set()
+            self._wake.clear()
+            if poked or self.activity == seen or self.status.state != "alive":
+                await self.probe_once()
+            seen = self.activity
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), conf.WATCHDOG_INTERVAL)
-            self._wake.clear()
 
     def _probe_urls(self) -> list[str]:
         if conf.HEALTH_PATH:

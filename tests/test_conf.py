@@ -28,6 +28,12 @@ def test_settings_win_over_the_environment_and_are_read_at_call_time(monkeypatch
         assert conf.API_KEYS == []
 
 
+def test_an_empty_request_id_header_means_none():
+    assert conf.UPSTREAM_REQUEST_ID_HEADER == "X-Request-Id"
+    with override_settings(LLM_GATEWAY_UPSTREAM_REQUEST_ID_HEADER=""):
+        assert conf.UPSTREAM_REQUEST_ID_HEADER == ""
+
+
 def test_upstream_url_loses_its_trailing_slash():
     with override_settings(LLM_GATEWAY_UPSTREAM_URL="http://h:1/v1/"):
         assert conf.UPSTREAM_URL == "http://h:1/v1"

@@ -32,9 +32,14 @@ def test_clean_message_keeps_the_exception_line_only():
     ("raw", "expected"),
     [
         ("model not found at /models/llama/ggml.gguf", "model not found at <path>"),
-        ('File "/x/y.py", line 3, in f: boom', "<file> boom"),
+        ('File "/x/y.py", line 3, in f: boom', "boom"),
+        ('bad input\n\n  File "/a/app.py", line 376, in create\n    POST /v1/x', "bad input"),
         ("C:\\engine\\bin\\x.dll failed", "<path> failed"),
         ("see https://example.com/a/b for help", "see https://example.com/a/b for help"),
+        ("POST /v1/chat/completions failed", "POST /v1/chat/completions failed"),
+        ("cannot open ./weights/model.safetensors", "cannot open ./weights/model.safetensors"),
+        ("cannot open /x/weights/model.safetensors", "cannot open <path>"),
+        ("under /home/me/models for", "under <path> for"),
         ("", "The engine returned an error."),
     ],
 )

@@ -59,8 +59,9 @@ def test_logs_carry_ids_content_and_no_keys(logged_gateway, api_key):
         messages=[{"role": "user", "content": "hi"}],
         stream=True,
         extra_headers={"X-Request-Id": "req-stream-2", "X-Fake-Chunks": "12"},
+        stream_options={"include_usage": True},
     )
-    long_received = "".join(c.choices[0].delta.content or "" for c in long_stream)
+    long_received = "".join(c.choices[0].delta.content or "" for c in long_stream if c.choices)
     static = openai.OpenAI(base_url=base, api_key=STATIC_KEY, max_retries=0)
     static.models.list(extra_headers={"X-Request-Id": "req-models-3"})
     httpx.get(logged_gateway.url + "/health", headers={"X-Request-Id": "req-health-4"})
@@ -90,10 +91,12 @@ def test_logs_carry_ids_content_and_no_keys(logged_gateway, api_key):
     }
     assert (
         ends["req-stream-1"]
-        == f"stream end=done model=fake-model chunks=4 finish_reason=stop content={received}"
+        == "stream end=done model=fake-model chunks=4 finish_reason=stop usage=unknown "
+        f"content={received}"
     )
     assert len(long_received) > 30
     assert ends["req-stream-2"].endswith(f"content={long_received[:30]}...[truncated]")
+    assert " chunks=14 finish_reason=stop usage=7/12/19 " in ends["req-stream-2"]
     requests = [
         line
         for line in lines

@@ -11,6 +11,8 @@ import httpx
 import openai
 import pytest
 
+from . import servers
+
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]}
@@ -112,6 +114,19 @@ def test_chunks_are_not_batched(gateway, api_key):
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
     assert len(arrivals) >= 4
     assert sum(1 for g in gaps if g > 0.1) >= 3
+
+
+def test_upstream_request_id_header_is_a_setting(gateway_env, server_logs, api_key, fake_requests):
+    env = {**gateway_env, "LLM_GATEWAY_UPSTREAM_REQUEST_ID_HEADER": "X-Gateway-Request-Id"}
+    server = servers.daphne(server_logs, env).start()
+    try:
+        headers = {"Authorization": f"Bearer {api_key}", "X-Request-Id": "client-chosen-id"}
+        assert httpx.get(server.url + "/v1/models", headers=headers).status_code == 200
+        (seen,) = fake_requests()
+        assert seen["headers"]["x-gateway-request-id"] == "client-chosen-id"
+        assert "x-request-id" not in seen["headers"]
+    finally:
+        server.stop()
 
 
 def test_request_body_goes_upstream_byte_for_byte(gateway, api_key, fake_requests):
@@ -266,6 +281,20 @@ def test_stream_broken_mid_way_ends_with_an_error_event(gateway, api_key, split)
             received.append(chunk.choices[0].delta.content)
     assert received == ["Hello", " wörld", " 🙂"]
     assert info.value.body["code"] == "upstream_error"
+
+
+def test_connection_dropped_after_done_is_not_an_error(gateway, api_key):
+    headers = {"X-Fake-Chunks": "4", "X-Fake-Abort-After-Done": "1"}
+    stream = sdk(gateway, api_key, default_headers=headers).chat.completions.create(
+        **CHAT, stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in stream) == "Hello wörld 🙂 ünïcode"
+    raw = httpx.post(
+        gateway.url + "/v1/chat/completions",
+        json={**CHAT, "stream": True},
+        headers={**headers, "Authorization": f"Bearer {api_key}"},
+    ).content
+    assert raw.endswith(b"data: [DONE]\n\n") and b'"error"' not in raw
 
 
 def test_stream_that_stalls_ends_with_a_timeout_event(gateway, api_key):

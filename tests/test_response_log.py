@@ -30,7 +30,10 @@ def test_tap_joins_content_across_arbitrary_splits(caplog):
         tap.log("done")
         tap.log("done")  # once only
     (message,) = [r.getMessage() for r in caplog.records]
-    assert message == "stream end=done model=m chunks=3 finish_reason=stop content=Héllo 🙂"
+    assert (
+        message
+        == "stream end=done model=m chunks=3 finish_reason=stop usage=unknown content=Héllo 🙂"
+    )
 
 
 def test_tap_truncates_with_a_marker():

@@ -104,3 +104,33 @@ def test_exit_on_engine_death(engine, gateway_env, server_logs):
         assert gateway.process.returncode is not None
     finally:
         gateway.stop()
+
+
+def test_busy_engine_is_not_probed(engine, gateway_env, server_logs, api_key):
+    """Relayed traffic shows the engine alive: no probe may cut into a running generation."""
+    engine.start()
+    env = {**gateway_env, **FAST, "LLM_GATEWAY_UPSTREAM_URL": engine.url + "/v1"}
+    gateway = servers.daphne(server_logs, env).start()
+    try:
+        poll(gateway.url + "/health", 200)
+        time.sleep(1.0)
+        idle = httpx.get(engine.url + "/_fake/probes").json()
+        assert len(idle) >= 3  # idle: probed every 0.2 s
+        headers = {
+            "Authorization": f"Bearer {api_key}",
+            "X-Fake-Chunks": "60",
+            "X-Fake-Delay-Ms": "25",
+        }
+        body = {"model": "m", "messages": [], "stream": True}
+        with httpx.stream(
+            "POST", gateway.url + "/v1/chat/completions", json=body, headers=headers
+        ) as r:
+            first = None
+            for _ in r.iter_raw():
+                first = first or time.time()
+            last = time.time()
+        probes = httpx.get(engine.url + "/_fake/probes").json()
+        during = [t for t in probes if first + 0.25 < t < last]
+        assert last - first > 1.2 and during == [], during
+    finally:
+        gateway.stop()
