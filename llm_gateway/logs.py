@@ -65,6 +65,7 @@ class JsonFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
+            "process": record.process,
             "request_id": getattr(record, "request_id", None),
             "message": record.getMessage(),
         }

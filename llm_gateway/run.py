@@ -1,17 +1,27 @@
-"""Run daphne on uvloop: ``python -m llm_gateway.run [daphne options] project.asgi:application``.
+"""Run daphne on uvloop, optionally as N processes on one port.
 
-Exactly daphne's command line (same options), with one difference: daphne's Twisted asyncio
-reactor runs on a uvloop event loop when uvloop is installed, which measured 26% more
-requests/s and 20% less CPU per request (docs/performance.md). daphne builds its loop when
-``daphne.server`` is imported, so the policy is set before that import.
-``LLM_GATEWAY_UVLOOP=false`` keeps asyncio's own loop.
+    python -m llm_gateway.run [--workers N] [daphne options] project.asgi:application
+
+Exactly daphne's command line, with two additions:
+
+- daphne's Twisted asyncio reactor runs on a uvloop event loop when uvloop is installed:
+  measured 26% more requests/s and 20% less CPU per request (docs/performance.md). daphne
+  builds its loop when ``daphne.server`` is imported, so the policy is set before that import.
+  ``LLM_GATEWAY_UVLOOP=false`` keeps asyncio's own loop.
+- ``--workers N`` (N > 1) binds the ``-b``/``-p`` address once and starts N daphne processes
+  that all accept on that one socket (daphne's ``--fd``), so a gateway can use more than one
+  core without a front proxy. SIGINT/SIGTERM go to every worker; if one exits, all stop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import socket
+import subprocess
 import sys
+import time
 
 
 def use_uvloop() -> bool:
@@ -25,13 +35,69 @@ def use_uvloop() -> bool:
     return True
 
 
+def _take_option(argv: list[str], *names: str) -> str | None:
+    """Remove ``NAME VALUE`` or ``NAME=VALUE`` from argv; return the value."""
+    for i, arg in enumerate(argv):
+        for name in names:
+            if arg == name and i + 1 < len(argv):
+                value = argv[i + 1]
+                del argv[i : i + 2]
+                return value
+            if arg.startswith(name + "="):
+                del argv[i]
+                return arg.split("=", 1)[1]
+    return None
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_workers(workers: int, argv: list[str]) -> int:
+    """Bind once, start the workers with --fd, supervise them; returns an exit code."""
+    argv = list(argv)
+    host = _take_option(argv, "-b", "--bind") or "127.0.0.1"
+    port = int(_take_option(argv, "-p", "--port") or "8000")
+    sock = bind_socket(host, port)
+    command = [sys.executable, "-m", "llm_gateway.run", "--fd", str(sock.fileno()), *argv]
+    children = [subprocess.Popen(command, pass_fds=[sock.fileno()]) for _ in range(workers)]
+    sock.close()  # the workers hold it now
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    code = 0
+    while all(child.poll() is None for child in children):
+        time.sleep(0.2)
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        code = code or (child.wait() or 0)
+    return code
+
+
 def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    workers = int(_take_option(args, "--workers") or "1")
+    if workers > 1:
+        sys.exit(run_workers(workers, args))
     if "daphne.server" in sys.modules:
         raise RuntimeError("llm_gateway.run must set the event loop before daphne is imported")
     use_uvloop()
     from daphne.cli import CommandLineInterface
 
-    CommandLineInterface().run(sys.argv[1:] if argv is None else argv)
+    CommandLineInterface().run(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,83 @@
+"""llm_gateway.run: daphne on uvloop, and N worker processes on one port."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from llm_gateway.run import _take_option
+
+from . import servers
+
+
+def test_take_option_forms():
+    argv = ["-v", "0", "--workers", "2", "-b=1.2.3.4", "-p", "9", "app"]
+    assert _take_option(argv, "--workers") == "2"
+    assert _take_option(argv, "-b", "--bind") == "1.2.3.4"
+    assert _take_option(argv, "-p", "--port") == "9"
+    assert _take_option(argv, "--missing") is None
+    assert argv == ["-v", "0", "app"]
+
+
+def test_uvloop_is_the_loop_unless_disabled():
+    code = (
+        "from llm_gateway.run import use_uvloop; import asyncio; "
+        "print(use_uvloop(), type(asyncio.new_event_loop()).__module__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["True", "uvloop"]
+    env = {**os.environ, "LLM_GATEWAY_UVLOOP": "false"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    assert out.split()[0] == "False" and "uvloop" not in out
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_share_one_port(gateway_env, server_logs, api_key):
+    server = servers.daphne(server_logs, {**gateway_env, "LLM_GATEWAY_LOG_FORMAT": "json"})
+    server.argv[3:3] = ["--workers", "2"]
+    server.start()
+    try:
+        assert server.process is not None
+        deadline = time.monotonic() + 20
+        workers: list[int] = []
+        while len(workers) < 2 and time.monotonic() < deadline:
+            out = subprocess.run(
+                ["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True
+            )
+            workers = [int(p) for p in out.stdout.split()]
+            time.sleep(0.1)
+        assert len(workers) == 2
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {api_key}"}
+        ) as client:
+            for i in range(60):
+                # A new connection each time, so that the kernel spreads them over the workers.
+                r = client.get(
+                    "/v1/models", headers={"Connection": "close", "X-Request-Id": f"w-{i}"}
+                )
+                assert r.status_code == 200
+        time.sleep(0.3)
+        lines = [json.loads(line) for line in server.output().splitlines() if line.startswith("{")]
+        served = {line["process"] for line in lines if line.get("logger") == "llm_gateway.access"}
+        assert served == set(workers), (served, workers)
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=15) == 0
+        for pid in workers:
+            assert (
+                not os.path.exists(f"/proc/{pid}")
+                or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+            )
+    finally:
+        server.stop()
