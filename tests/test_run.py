@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -74,10 +75,8 @@ def test_two_workers_share_one_port(gateway_env, server_logs, api_key):
         assert served == set(workers), (served, workers)
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=15) == 0
-        for pid in workers:
-            assert (
-                not os.path.exists(f"/proc/{pid}")
-                or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
-            )
+        for pid in workers:  # gone, or at most a zombie awaiting its parent's reaping
+            stat = Path(f"/proc/{pid}/stat")
+            assert not stat.exists() or stat.read_text().split()[2] == "Z"
     finally:
         server.stop()
