@@ -23,4 +23,6 @@ raw = sys.argv[1]
 ApiKey.objects.filter(name="bench").delete()
 ApiKey.objects.create(name="bench", prefix=keys.prefix_of(raw), digest=keys.digest(raw))
 PY
-exec .venv/bin/python -m llm_gateway.run -v 0 -b 127.0.0.1 -p "$PORT" ${DAPHNE_ARGS:-} project.asgi:application
+ulimit -n "$(ulimit -Hn)"  # a thousand open streams need two thousand sockets
+WORKERS=${GATEWAY_WORKERS:+--workers $GATEWAY_WORKERS}
+exec .venv/bin/python -m llm_gateway.run $WORKERS -v 0 -b 127.0.0.1 -p "$PORT" ${DAPHNE_ARGS:-} project.asgi:application

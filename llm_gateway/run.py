@@ -8,9 +8,12 @@ Exactly daphne's command line, with two additions:
   measured 26% more requests/s and 20% less CPU per request (docs/performance.md). daphne
   builds its loop when ``daphne.server`` is imported, so the policy is set before that import.
   ``LLM_GATEWAY_UVLOOP=false`` keeps asyncio's own loop.
-- ``--workers N`` (N > 1) binds the ``-b``/``-p`` address once and starts N daphne processes
-  that all accept on that one socket (daphne's ``--fd``), so a gateway can use more than one
-  core without a front proxy. SIGINT/SIGTERM go to every worker; if one exits, all stop.
+- The ``-b``/``-p`` address is bound here, with a listen backlog of 2048, and handed to daphne
+  as ``--fd``: Twisted's own backlog is 50, so a burst of new connections (a thousand clients
+  opening streams at once) had SYNs dropped and retried a second or more later.
+- ``--workers N`` (N > 1) starts N daphne processes that all accept on that one socket, so a
+  gateway can use more than one core without a front proxy. SIGINT/SIGTERM go to every
+  worker; if one exits, all stop.
 """
 
 from __future__ import annotations
@@ -92,6 +95,11 @@ def main(argv: list[str] | None = None) -> None:
     workers = int(_take_option(args, "--workers") or "1")
     if workers > 1:
         sys.exit(run_workers(workers, args))
+    if "--fd" not in args and any(a in args for a in ("-p", "--port")):
+        host = _take_option(args, "-b", "--bind") or "127.0.0.1"
+        port = int(_take_option(args, "-p", "--port") or "8000")
+        listening = bind_socket(host, port)  # kept referenced: its fd must stay open
+        args[:0] = ["--fd", str(listening.fileno())]
     if "daphne.server" in sys.modules:
         raise RuntimeError("llm_gateway.run must set the event loop before daphne is imported")
     use_uvloop()
