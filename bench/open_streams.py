@@ -69,7 +69,7 @@ async def one_stream(port: int, body: bytes, chunks: int, auth: bool) -> str | N
             if not piece:
                 break
             data += piece
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError) as exc:
         return f"read: {type(exc).__name__}"
     finally:
         writer.close()
