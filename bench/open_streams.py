@@ -56,7 +56,8 @@ async def one_stream(port: int, body: bytes, chunks: int, auth: bool) -> str | N
     except OSError as exc:
         return f"connect: {exc}"
     head = (
-        f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n"
         + (f"Authorization: Bearer {KEY}\r\n" if auth else "")
         + "\r\n"
@@ -155,7 +156,8 @@ def main() -> None:
         [
             "bash",
             "-c",
-            f'ulimit -n "$(ulimit -Hn)"; exec {sys.executable} {SHARED / "fake_upstream.py"} --port {args.upstream_port}',
+            f'ulimit -n "$(ulimit -Hn)"; exec {sys.executable} {SHARED / "fake_upstream.py"} '
+            f"--port {args.upstream_port}",
         ],
         logs / "upstream.log",
     )
@@ -187,17 +189,24 @@ def main() -> None:
         via = asyncio.run(load(args.port, args.streams, args.chunks, True, gateway.pid))
         after = rss_kb(gateway.pid)
         per_stream = (via["peak_rss_kb"] - idle) / args.streams
+        ideal = (args.chunks - 1) * args.delay_ms / 1000
+        ratio = via["elapsed_s"] / direct["elapsed_s"]
         print(
-            f"open streams: {args.streams} concurrent, {args.chunks} chunks {args.delay_ms:g} ms apart (ideal {(args.chunks - 1) * args.delay_ms / 1000:.1f} s)"
+            f"open streams: {args.streams} concurrent, "
+            f"{args.chunks} chunks {args.delay_ms:g} ms apart"
+        )
+        print(f"  ideal stream time {ideal:.1f} s")
+        print(
+            f"  direct : ok {direct['ok']}, errors {direct['errors']}, "
+            f"done in {direct['elapsed_s']} s"
         )
         print(
-            f"  direct : ok {direct['ok']}, errors {direct['errors']}, all done in {direct['elapsed_s']} s"
+            f"  gateway: ok {via['ok']}, errors {via['errors']} {via['error_kinds'] or ''}, "
+            f"done in {via['elapsed_s']} s (x{ratio:.2f} of direct)"
         )
         print(
-            f"  gateway: ok {via['ok']}, errors {via['errors']} {via['error_kinds'] or ''}, all done in {via['elapsed_s']} s (x{via['elapsed_s'] / direct['elapsed_s']:.2f} of direct)"
-        )
-        print(
-            f"  gateway RSS: idle {idle / 1024:.1f} MiB, peak {via['peak_rss_kb'] / 1024:.1f} MiB, after {after / 1024:.1f} MiB: {per_stream:.1f} KiB per open stream"
+            f"  gateway RSS: idle {idle / 1024:.1f} MiB, peak {via['peak_rss_kb'] / 1024:.1f} MiB, "
+            f"after {after / 1024:.1f} MiB: {per_stream:.1f} KiB per open stream"
         )
         print(
             "OPENSTREAMSJSON "
