@@ -10,11 +10,13 @@ source scripts/setup.sh
 SHARED=${SHARED_BENCH:-../shared/bench}
 KEY=sk-00000000-benchbenchbenchbenchbenchbenchbenchbenchben
 AUTH="Authorization: Bearer $KEY"
+args=()
 target() {  # target NAME PORT [--env K=V ...]
     local name=$1 port=$2; shift 2
-    echo --target "$name=http://127.0.0.1:$port" --start "bench/start_gateway.sh $port $KEY" \
-        --cwd . --header "$AUTH" --env "BENCH_VAR=/tmp/llm-gateway-bench-$name" "$@"
+    args+=(--target "$name=http://127.0.0.1:$port" --start "bench/start_gateway.sh $port $KEY"
+        --cwd . --header "$AUTH" --env "BENCH_VAR=/tmp/llm-gateway-bench-$name" "$@")
 }
-eval "args=($(target gateway 8001) $(target gateway-log 8002 --env LLM_GATEWAY_LOG_RESPONSES=true) \
-    $(target gateway-2w 8003 --env GATEWAY_WORKERS=2))"
+target gateway 8001
+target gateway-log 8002 --env LLM_GATEWAY_LOG_RESPONSES=true
+target gateway-2w 8003 --env GATEWAY_WORKERS=2
 exec "$SHARED/run.sh" --duration 8 "$@" "${args[@]}"
