@@ -35,6 +35,7 @@ from .response_log import StreamTap, log_body, log_request
 from .sse import encode_event
 from .stream import EventBoundary
 from .types import Scope
+from .upstream import upstream
 from .watchdog import watchdog
 
 API_PREFIX = "/v1"
@@ -203,8 +204,6 @@ async def relay(scope: Scope, receive: Any, send: Any) -> None:
 
 
 def upstream_url(sub_path: str, query_string: bytes) -> str:
-    from .upstream import upstream
-
     url = upstream.base_url() + sub_path
     return f"{url}?{query_string.decode('latin-1')}" if query_string else url
 
@@ -242,8 +241,6 @@ async def exchange(
     log_limit: int | None = None,
 ) -> None:
     """One upstream round trip; ``log_limit`` (chars) turns response logging on."""
-    from .upstream import upstream
-
     try:
         response = await upstream.request(method, url, headers=headers, body=body)
     except EngineDeadError:

@@ -73,31 +73,42 @@ class StreamTap:
         return text + MARKER if self._truncated else text
 
     def feed(self, data: bytes) -> None:
-        for event in self._decoder.decode_chunk(data):
-            if event.data == "[DONE]":
+        payloads: list[bytes] | list[str] | None = self._decoder.whole_data_payloads(data)
+        if payloads is None:
+            payloads = [event.data for event in self._decoder.decode_chunk(data)]
+        for item in payloads:
+            if item == b"[DONE]" or item == "[DONE]":
                 self.done = True
                 continue
             self.chunks += 1
             try:
-                payload = orjson.loads(event.data)
+                payload = orjson.loads(item)
             except orjson.JSONDecodeError:
                 continue
             if isinstance(payload, dict):
                 self._observe(payload)
 
     def _observe(self, payload: dict[str, Any]) -> None:
-        if isinstance(payload.get("usage"), dict):
-            self.usage = payload["usage"]
+        usage = payload.get("usage")
+        if usage and isinstance(usage, dict):
+            self.usage = usage
         if self.model is None and isinstance(payload.get("model"), str):
             self.model = payload["model"]
         choices = payload.get("choices")
-        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-            reason = choices[0].get("finish_reason")
-            if reason:
+        text: str | None = None
+        if choices and isinstance(choices, list) and isinstance(choices[0], dict):
+            first = choices[0]
+            if reason := first.get("finish_reason"):
                 self.finish_reason = str(reason)
+            if len(choices) == 1:  # the common case, without extract_content's generality
+                delta = first.get("delta")
+                text = delta.get("content") if isinstance(delta, dict) else first.get("text")
+                if not isinstance(text, str):
+                    text = ""
         if self._truncated:
             return
-        text = extract_content(payload)
+        if text is None:
+            text = extract_content(payload)
         if not text:
             return
         room = self._limit - self._size
