@@ -72,22 +72,27 @@ def run_workers(workers: int, argv: list[str]) -> int:
     children = [subprocess.Popen(command, pass_fds=[sock.fileno()]) for _ in range(workers)]
     sock.close()  # the workers hold it now
 
+    stopping = False
+
     def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
         for child in children:
             if child.poll() is None:
                 child.send_signal(signum)
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
-    code = 0
     while all(child.poll() is None for child in children):
         time.sleep(0.2)
-    for child in children:
-        if child.poll() is None:
-            child.terminate()
-    for child in children:
-        code = code or (child.wait() or 0)
-    return code
+    if not stopping:
+        # A worker ended by itself: stop the others. During a requested shutdown they are
+        # already stopping, and a second signal would kill one mid-way (default handler).
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+    codes = [child.wait() for child in children]
+    return next((code for code in codes if code), 0)
 
 
 def main(argv: list[str] | None = None) -> None:
