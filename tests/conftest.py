@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -76,7 +76,7 @@ def gateway(gateway_env: dict[str, str], server_logs: Path) -> Iterator[servers.
 
 
 @pytest.fixture
-def fake_requests(upstream: servers.Server) -> Iterator[callable]:  # type: ignore[valid-type]
+def fake_requests(upstream: servers.Server) -> Iterator[Callable[[], list[dict]]]:
     httpx.post(upstream.url + "/_fake/reset")
 
     def seen() -> list[dict]:

@@ -1,4 +1,10 @@
-from llm_gateway.local_engine import engine_environment
+import importlib.metadata
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from llm_gateway import local_engine
+from llm_gateway.local_engine import LocalEngineUnavailable, engine_environment
 
 
 def test_engine_environment_keeps_nothing_the_engine_would_read_as_settings():
@@ -13,3 +19,17 @@ def test_engine_environment_keeps_nothing_the_engine_would_read_as_settings():
         }
     )
     assert env == {"PATH": "/bin", "HOME": "/root"}
+
+
+def test_missing_packages_give_a_clear_message(monkeypatch):
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", missing)
+    with pytest.raises(LocalEngineUnavailable, match="requirements-local-engine.txt"):
+        local_engine.model_path()
+    monkeypatch.setattr(local_engine.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(
+        CommandError, match="llama-cpp-python is not installed.*requirements-local-engine"
+    ):
+        call_command("run_local_engine", "--port", "1")
