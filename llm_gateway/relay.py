@@ -310,7 +310,9 @@ async def relay_stream(
         error = EngineGenerateError("The engine's stream broke off.")
     except asyncio.CancelledError:
         if tap is not None:
-            tap.log("client_disconnected")
+            # Clients (the openai SDK) stop reading at [DONE] and may close before the
+            # engine's last empty chunk: that stream was complete.
+            tap.log("done" if tap.done else "client_disconnected")
         raise
     if error is not None and last_sent.rstrip(b"\r\n").endswith(b"data: [DONE]"):
         response.close()

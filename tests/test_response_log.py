@@ -66,3 +66,37 @@ def test_log_body_marks_binary(caplog):
         "response status=200 body=<binary>",
         "response status=200 body=" + "x" * 10 + MARKER,
     ]
+
+
+def test_relay_logs_done_when_the_client_leaves_after_done(caplog):
+    """The client closes right after [DONE], before the engine's end: the stream was done."""
+    import asyncio
+
+    from llm_gateway.relay import relay_stream
+
+    class Content:
+        async def iter_any(self):
+            yield chunk("Hi", "stop") + b"data: [DONE]\n\n"
+            await asyncio.sleep(3600)  # the engine's final empty chunk never comes
+
+    class Response:
+        status = 200
+        raw_headers = [(b"Content-Type", b"text/event-stream")]
+        content = Content()
+
+        def close(self):
+            pass
+
+    async def send(message):
+        pass
+
+    async def run():
+        task = asyncio.ensure_future(relay_stream(Response(), send, StreamTap(100)))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    with caplog.at_level(logging.INFO, "llm_gateway.responses"):
+        asyncio.run(run())
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message.startswith("stream end=done ") and message.endswith("content=Hi")
