@@ -1,0 +1,40 @@
+import asyncio
+import json
+import logging
+
+from llm_gateway.errors import EngineDeadError
+from llm_gateway.middleware import errors as errors_middleware
+from llm_gateway.middleware.errors import ErrorMiddleware
+
+from .asgi_helpers import call, http_scope
+
+
+async def dead_engine(scope, receive, send):
+    raise EngineDeadError("The engine is unavailable: gone.")
+
+
+async def broken(scope, receive, send):
+    raise RuntimeError("a bug with /secret/path in it")
+
+
+def test_gateway_errors_become_json_and_a_dead_engine_logs_once_a_second(caplog, monkeypatch):
+    monkeypatch.setattr(errors_middleware, "_last_logged", {})
+    app = ErrorMiddleware(dead_engine)
+
+    async def many():
+        return [await call(app, http_scope()) for _ in range(50)]
+
+    with caplog.at_level(logging.WARNING, "llm_gateway.errors"):
+        results = asyncio.run(many())
+    assert {r[0] for r in results} == {503}
+    assert json.loads(results[0][2])["error"]["code"] == "engine_unavailable"
+    assert len(caplog.records) == 1
+
+
+def test_unexpected_exception_is_a_json_500_without_details(caplog):
+    with caplog.at_level(logging.ERROR, "llm_gateway.errors"):
+        status, headers, body, _ = asyncio.run(call(ErrorMiddleware(broken), http_scope()))
+    assert status == 500 and headers[b"content-type"] == [b"application/json"]
+    error = json.loads(body)["error"]
+    assert error["message"] == "Internal server error." and "/secret/path" not in body.decode()
+    assert caplog.records  # the traceback goes to the log, not to the client
