@@ -129,6 +129,7 @@ class Settings:
     def LOG_MAX_CHARS(self) -> int:
         return self._get("LOG_MAX_CHARS", 2048, int)
 
+    # --- process --------------------------------------------------------------------------
     @property
     def GC_FREEZE(self) -> bool:
         """Freeze the start-up heap out of the garbage collector's full collections."""

@@ -23,6 +23,7 @@ from django.db import DatabaseError, close_old_connections
 
 from . import keys
 from .conf import conf
+from .errors import KeyStoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -146,8 +147,6 @@ class KeyStore:
                 # No revocation can be written while the database is down: keep serving.
                 logger.warning("API key store unreachable, using cached key %s: %s", prefix, exc)
                 return stale
-            from .errors import KeyStoreUnavailable
-
             raise KeyStoreUnavailable("The API key store is unavailable.") from exc
         entry = _entry_from_row(rows.get(prefix), now)
         self._ensure_refresher()
@@ -193,7 +192,8 @@ class KeyStore:
                 logger.warning("API key refresh failed: %s", exc)
 
     async def refresh(self) -> None:
-        """Re-read every cached key that exists; drop idle entries and unknown prefixes."""
+        """Re-read every cached key that exists and drop idle entries. Unknown prefixes are
+        not re-read here: ``_check_stored`` reloads any entry older than twice the interval."""
         now = time.monotonic()
         self._evict(now)
         wanted = [p for p, e in self._entries.items() if e.digest is not None]

@@ -84,7 +84,12 @@ class StreamTap:
             try:
                 payload = orjson.loads(item)
             except orjson.JSONDecodeError:
-                continue
+                if not isinstance(item, bytes):
+                    continue
+                try:  # orjson refuses invalid UTF-8; the decoder would read it as U+FFFD
+                    payload = orjson.loads(item.decode("utf-8", "replace"))
+                except orjson.JSONDecodeError:
+                    continue
             if isinstance(payload, dict):
                 self._observe(payload)
 

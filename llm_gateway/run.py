@@ -8,12 +8,13 @@ Exactly daphne's command line, with two additions:
   measured 26% more requests/s and 20% less CPU per request (docs/performance.md). daphne
   builds its loop when ``daphne.server`` is imported, so the policy is set before that import.
   ``LLM_GATEWAY_UVLOOP=false`` keeps asyncio's own loop.
-- The ``-b``/``-p`` address is bound here, with a listen backlog of 2048, and handed to daphne
-  as ``--fd``: Twisted's own backlog is 50, so a burst of new connections (a thousand clients
-  opening streams at once) had SYNs dropped and retried a second or more later.
-- ``--workers N`` (N > 1) starts N daphne processes that all accept on that one socket, so a
-  gateway can use more than one core without a front proxy. SIGINT/SIGTERM go to every
-  worker; if one exits, all stop.
+- An IPv4 ``-b``/``-p`` address is bound here, with a listen backlog of 2048, and handed to
+  daphne as ``--fd``: Twisted's own backlog is 50, so a burst of new connections (a thousand
+  clients opening streams at once) had SYNs dropped and retried a second or more later.
+  An IPv6 address is left to daphne (see ``is_ipv6``).
+- ``--workers N`` (IPv4 only, N > 1) starts N daphne processes that all accept on that one
+  socket, so a gateway can use more than one core without a front proxy. SIGINT/SIGTERM go to
+  every worker; if one exits, all stop.
 """
 
 from __future__ import annotations
@@ -62,11 +63,19 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def is_ipv6(host: str) -> bool:
+    """daphne adopts a bound socket as IPv4 only (its ``fd:`` endpoint cannot say the family,
+    and IPv6 peers then come out as garbled addresses), so IPv6 hosts are bound by daphne."""
+    return ":" in host
+
+
 def run_workers(workers: int, argv: list[str]) -> int:
     """Bind once, start the workers with --fd, supervise them; returns an exit code."""
     argv = list(argv)
     host = _take_option(argv, "-b", "--bind") or "127.0.0.1"
     port = int(_take_option(argv, "-p", "--port") or "8000")
+    if is_ipv6(host):
+        raise SystemExit("--workers needs an IPv4 address to bind (-b); see llm_gateway.run")
     sock = bind_socket(host, port)
     command = [sys.executable, "-m", "llm_gateway.run", "--fd", str(sock.fileno()), *argv]
     children = [subprocess.Popen(command, pass_fds=[sock.fileno()]) for _ in range(workers)]
@@ -100,7 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     workers = int(_take_option(args, "--workers") or "1")
     if workers > 1:
         sys.exit(run_workers(workers, args))
-    if "--fd" not in args and any(a in args for a in ("-p", "--port")):
+    host = _take_option(list(args), "-b", "--bind") or "127.0.0.1"  # a look, args unchanged
+    if "--fd" not in args and {"-p", "--port"} & set(args) and not is_ipv6(host):
         host = _take_option(args, "-b", "--bind") or "127.0.0.1"
         port = int(_take_option(args, "-p", "--port") or "8000")
         listening = bind_socket(host, port)  # kept referenced: its fd must stay open

@@ -100,3 +100,12 @@ def test_relay_logs_done_when_the_client_leaves_after_done(caplog):
         asyncio.run(run())
     (message,) = [r.getMessage() for r in caplog.records]
     assert message.startswith("stream end=done ") and message.endswith("content=Hi")
+
+
+def test_invalid_utf8_in_an_event_is_logged_like_the_decoder_reads_it():
+    """The fast path parses bytes; a bad byte must not drop the event (it becomes U+FFFD)."""
+    good = StreamTap(100)
+    raw = b'data: {"choices": [{"delta": {"content": "a\xffb"}}]}\n\n'
+    good.feed(b"data: {}\n\n")  # the first chunk takes the general path (BOM check)
+    good.feed(raw)
+    assert good.content == "a\ufffdb" and good.chunks == 2

@@ -80,3 +80,11 @@ def test_two_workers_share_one_port(gateway_env, server_logs, api_key):
             assert not stat.exists() or stat.read_text().split()[2] == "Z"
     finally:
         server.stop()
+
+
+def test_ipv6_is_bound_by_daphne_and_workers_refuse_it():
+    from llm_gateway.run import is_ipv6, run_workers
+
+    assert is_ipv6("::1") and not is_ipv6("127.0.0.1")
+    with pytest.raises(SystemExit, match="IPv4"):
+        run_workers(2, ["-b", "::1", "-p", "0", "project.asgi:application"])
