@@ -310,9 +310,7 @@ async def relay_stream(
         error = EngineGenerateError("The engine's stream broke off.")
     except asyncio.CancelledError:
         if tap is not None:
-            # Clients (the openai SDK) stop reading at [DONE] and may close before the
-            # engine's last empty chunk: that stream was complete.
-            tap.log("done" if tap.done else "client_disconnected")
+            tap.log("client_disconnected")
         raise
     if error is not None and last_sent.rstrip(b"\r\n").endswith(b"data: [DONE]"):
         response.close()
@@ -323,7 +321,7 @@ async def relay_stream(
         await send({"type": "http.response.body", "body": tail})
         if tap is not None:
             tap.feed(tail)
-            tap.log("done" if tap.done else "upstream_closed")
+            tap.log("upstream_closed")
         return
     response.close()
     # A partial event is dropped so that the error event reaches the client well-formed.

@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import orjson
-
-from .sse import SSEDecoder, extract_content
+from .chunk_fields import Chunk, chunk_text, decode_chunks
+from .sse import SSEDecoder
 
 logger = logging.getLogger("llm_gateway.responses")
 MARKER = "...[truncated]"
+DONE = b"[DONE]"
 
 
 def cut(text: str, limit: int) -> str:
@@ -38,10 +38,20 @@ def log_body(status: int, body: bytes, limit: int) -> None:
 
 
 class StreamTap:
-    """Watches an SSE stream go by and logs one summary line at its end."""
+    """Watches an SSE stream go by and logs one summary line at its end.
+
+    Chunks are kept (by reference) until ``BATCH_BYTES`` have passed, then read as one batch:
+    one split and one decode for many events costs less than one per chunk, which matters
+    for paced streams, whose chunks carry one event each. Memory stays bounded by the batch
+    size and the content limit.
+    """
+
+    BATCH_BYTES = 16384
 
     __slots__ = (
         "_decoder",
+        "_pending",
+        "_pending_size",
         "_parts",
         "_size",
         "_limit",
@@ -56,6 +66,8 @@ class StreamTap:
 
     def __init__(self, limit: int) -> None:
         self._decoder = SSEDecoder()
+        self._pending: list[bytes] = []
+        self._pending_size = 0
         self._parts: list[str] = []
         self._size = 0
         self._limit = limit
@@ -69,64 +81,71 @@ class StreamTap:
 
     @property
     def content(self) -> str:
+        self.flush()
         text = "".join(self._parts)
         return text + MARKER if self._truncated else text
 
     def feed(self, data: bytes) -> None:
-        payloads: list[bytes] | list[str] | None = self._decoder.whole_data_payloads(data)
+        """Called after each chunk was sent: keeps it for the next batch."""
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if self._pending_size >= self.BATCH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Read the chunks kept so far. The counters and fields are as of the last read;
+        ``content`` and ``log`` read first."""
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._pending_size = 0
+        payloads = self._decoder.whole_data_payloads(data)
         if payloads is None:
-            payloads = [event.data for event in self._decoder.decode_chunk(data)]
-        for item in payloads:
-            if item == b"[DONE]" or item == "[DONE]":
-                self.done = True
-                continue
-            self.chunks += 1
-            try:
-                payload = orjson.loads(item)
-            except orjson.JSONDecodeError:
-                if not isinstance(item, bytes):
-                    continue
-                try:  # orjson refuses invalid UTF-8; the decoder would read it as U+FFFD
-                    payload = orjson.loads(item.decode("utf-8", "replace"))
-                except orjson.JSONDecodeError:
-                    continue
-            if isinstance(payload, dict):
-                self._observe(payload)
+            payloads = [event.data.encode() for event in self._decoder.decode_chunk(data)]
+        if DONE in payloads:
+            self.done = True
+            payloads = [payload for payload in payloads if payload != DONE]
+        self.chunks += len(payloads)
+        self._observe(decode_chunks(payloads))
 
-    def _observe(self, payload: dict[str, Any]) -> None:
-        usage = payload.get("usage")
-        if usage and isinstance(usage, dict):
-            self.usage = usage
-        if self.model is None and isinstance(payload.get("model"), str):
-            self.model = payload["model"]
-        choices = payload.get("choices")
-        text: str | None = None
-        if choices and isinstance(choices, list) and isinstance(choices[0], dict):
-            first = choices[0]
-            if reason := first.get("finish_reason"):
-                self.finish_reason = str(reason)
-            if len(choices) == 1:  # the common case, without extract_content's generality
-                delta = first.get("delta")
-                text = delta.get("content") if isinstance(delta, dict) else first.get("text")
-                if not isinstance(text, str):
-                    text = ""
-        if self._truncated:
-            return
-        if text is None:
-            text = extract_content(payload)
-        if not text:
-            return
-        room = self._limit - self._size
-        if len(text) > room:
-            text, self._truncated = text[:room], True
-        self._parts.append(text)
-        self._size += len(text)
+    def _observe(self, chunks: list[Chunk]) -> None:
+        parts, room, truncated = self._parts, self._limit - self._size, self._truncated
+        for chunk in chunks:
+            choices = chunk.choices
+            if len(choices) == 1:  # the common case, chunk_text inlined
+                choice = choices[0]
+                delta = choice.delta
+                if delta is not None and delta.content is not None:
+                    text = delta.content
+                else:
+                    text = choice.text or ""
+                if choice.finish_reason is not None:
+                    self.finish_reason = choice.finish_reason
+            else:
+                text = chunk_text(chunk)
+                if choices and choices[0].finish_reason is not None:
+                    self.finish_reason = choices[0].finish_reason
+            if chunk.usage:
+                self.usage = chunk.usage
+            if text and not truncated:
+                if len(text) > room:
+                    text, truncated = text[:room], True
+                parts.append(text)
+                room -= len(text)
+        self._size, self._truncated = self._limit - room, truncated
+        if self.model is None:
+            self.model = next((c.model for c in chunks if c.model is not None), None)
 
-    def log(self, outcome: str) -> None:
-        """Write the summary once, whatever ended the stream."""
+    def log(self, ending: str) -> None:
+        """Write the summary once, whatever ended the stream: ``end=done`` once [DONE] was
+        seen (a client may leave right after it, before the engine's own end), else the
+        ending given."""
         if self._logged:
             return
         self._logged = True
+        self.flush()
+        outcome = "done" if self.done else ending
         logger.info(
             "stream end=%s model=%s chunks=%d finish_reason=%s usage=%s content=%s",
             outcome,

@@ -33,7 +33,16 @@ class ServerSentEvent(NamedTuple):
 class SSEDecoder:
     """Feed it bytes as they arrive; it returns the events completed by each chunk."""
 
-    __slots__ = ("_buffer", "_skip_lf", "_bom_checked", "_event", "_data", "_last_id", "_retry")
+    __slots__ = (
+        "_buffer",
+        "_skip_lf",
+        "_bom_checked",
+        "_event",
+        "_data",
+        "_last_id",
+        "_retry",
+        "_idle",
+    )
 
     def __init__(self) -> None:
         self._buffer = b""
@@ -43,6 +52,7 @@ class SSEDecoder:
         self._data: list[str] = []
         self._last_id = ""  # persists across events, as the spec's last-event-ID buffer does
         self._retry: int | None = None
+        self._idle = True  # no state carried over from earlier chunks
 
     def decode_chunk(self, chunk: bytes) -> list[ServerSentEvent]:
         if not chunk:
@@ -53,6 +63,10 @@ class SSEDecoder:
             return [
                 ServerSentEvent("message", p.decode("utf-8", "replace"), last_id) for p in payloads
             ]
+        return self._decode_general(chunk)
+
+    def _decode_general(self, chunk: bytes) -> list[ServerSentEvent]:
+        """The WHATWG rules, line by line."""
         if self._skip_lf:
             self._skip_lf = False
             if chunk[:1] == b"\n":
@@ -74,6 +88,9 @@ class SSEDecoder:
             event = self._process_line(line.decode("utf-8", "replace"))
             if event is not None:
                 events.append(event)
+        self._idle = self._bom_checked and not (
+            self._buffer or self._skip_lf or self._data or self._event or self._retry is not None
+        )
         return events
 
     def whole_data_payloads(self, chunk: bytes) -> list[bytes] | None:
@@ -84,22 +101,19 @@ class SSEDecoder:
         events). Anything else: None, and the chunk must go through ``decode_chunk``.
         """
         if (
-            self._buffer
-            or self._skip_lf
-            or not self._bom_checked
-            or self._data
-            or self._event
-            or self._retry is not None
+            not self._idle
+            or not chunk.startswith(b"data: ")
             or not chunk.endswith(b"\n\n")
             or b"\r" in chunk
         ):
             return None
-        blocks = chunk.split(b"\n\n")
-        blocks.pop()  # the empty remainder after the last blank line
-        for block in blocks:
-            if not block.startswith(b"data: ") or b"\n" in block:
-                return None
-        return [block[6:] for block in blocks]
+        payloads = chunk[6:-2].split(b"\n\ndata: ")
+        # k payloads account for 2k LFs (k - 1 separators and the end): any other LF means
+        # another kind of line, or an event of several lines.
+        if chunk.count(b"\n") != 2 * len(payloads):
+            return None
+        self._bom_checked = True  # it starts with "data: ", so there is no BOM
+        return payloads
 
     def _process_line(self, line: str) -> ServerSentEvent | None:
         if not line:

@@ -51,6 +51,7 @@ def test_tap_memory_stays_bounded_over_100k_chunks():
     baseline = tracemalloc.get_traced_memory()[0]
     for _ in range(100_000):
         tap.feed(piece)
+    tap.flush()
     current, _peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert tap.chunks == 101_000
@@ -104,8 +105,50 @@ def test_relay_logs_done_when_the_client_leaves_after_done(caplog):
 
 def test_invalid_utf8_in_an_event_is_logged_like_the_decoder_reads_it():
     """The fast path parses bytes; a bad byte must not drop the event (it becomes U+FFFD)."""
-    good = StreamTap(100)
-    raw = b'data: {"choices": [{"delta": {"content": "a\xffb"}}]}\n\n'
-    good.feed(b"data: {}\n\n")  # the first chunk takes the general path (BOM check)
-    good.feed(raw)
-    assert good.content == "a\ufffdb" and good.chunks == 2
+    tap = StreamTap(100)
+    tap.feed(b'data: {"choices": [{"delta": {"content": "a\xffb"}}]}\n\n')
+    tap.feed(b'data: {"choices": [{"delta": {"content": "c"}}]}\n\n')
+    assert tap.content == "a\ufffdbc" and tap.chunks == 2
+
+
+def test_chunks_are_read_in_batches_and_before_the_log_line(caplog):
+    tap = StreamTap(100_000)
+    tap.feed(chunk("a"))
+    assert tap.chunks == 0  # kept, not read yet
+    tap.flush()
+    assert tap.chunks == 1
+    piece = chunk("b")
+    fed = 1
+    while tap.chunks == 1:  # a batch is read once BATCH_BYTES have passed
+        tap.feed(piece)
+        fed += 1
+    assert (fed - 1) * len(piece) >= StreamTap.BATCH_BYTES > (fed - 2) * len(piece)
+    tap.feed(chunk("c", "stop") + b"data: [DONE]\n\n")
+    with caplog.at_level(logging.INFO, "llm_gateway.responses"):
+        tap.log("upstream_closed")  # [DONE] was seen: the stream ended done
+    (message,) = [r.getMessage() for r in caplog.records]
+    content = "a" + "b" * (fed - 1) + "c"
+    assert message == (
+        f"stream end=done model=m chunks={fed + 1} finish_reason=stop usage=unknown "
+        f"content={content}"
+    )
+
+
+def test_a_batch_may_end_inside_an_event(monkeypatch):
+    """The relay feeds whole events, but the tap must not depend on it."""
+    monkeypatch.setattr(StreamTap, "BATCH_BYTES", 7)
+    stream = b"".join(chunk(f"<{i}>") for i in range(50)) + b"data: [DONE]\n\n"
+    for step in (1, 5, 13, 64):
+        tap = StreamTap(10_000)
+        for i in range(0, len(stream), step):
+            tap.feed(stream[i : i + step])
+        assert tap.content == "".join(f"<{i}>" for i in range(50)), step
+        assert tap.chunks == 50 and tap.done
+
+
+def test_an_ending_without_done_is_kept(caplog):
+    tap = StreamTap(100)
+    tap.feed(chunk("partial"))
+    with caplog.at_level(logging.INFO, "llm_gateway.responses"):
+        tap.log("client_disconnected")
+    assert caplog.records[0].getMessage().startswith("stream end=client_disconnected ")

@@ -120,3 +120,44 @@ def test_reasoning_and_tool_calls_are_kept_apart_from_content():
     assert extract_tool_calls(chunk) == [
         {"index": 0, "function": {"name": "f", "arguments": '{"a"'}}
     ]
+
+
+FAST_PATH_CHUNKS = [
+    b"data: a\n\n",
+    b"data: a\n\ndata: b\n\ndata: [DONE]\n\n",
+    b"data: \n\n",
+    b"data: a\n\n\n\ndata: b\n\n",  # an extra blank line
+    b"data: a\ndata: b\n\n",  # one event of two lines
+    b"data: a\n\ndata: b\nid: 3\n\n",
+    b"data: a\n\n: keep-alive\n\n",
+    b"data: a\n\nevent: x\ndata: b\n\n",
+    b"data:a\n\n",  # no space: the general rules give the same data
+    b"data: a\r\n\r\n",
+    b"\xef\xbb\xbfdata: a\n\n",
+    b"data: a\n\ndata: b",  # unterminated
+    b"data: a\n\ndata: b\n",
+    b"\n\n",
+]
+
+
+@pytest.mark.parametrize("chunk", FAST_PATH_CHUNKS)
+def test_fast_path_gives_the_general_rules_data_or_declines(chunk):
+    payloads = SSEDecoder().whole_data_payloads(chunk)
+    general = [e.data.encode() for e in SSEDecoder()._decode_general(chunk)]
+    assert payloads is None or payloads == general
+
+
+def test_fast_path_takes_the_chunks_engines_send():
+    decoder = SSEDecoder()
+    assert decoder.whole_data_payloads(b"data: a\n\ndata: {}\n\n") == [b"a", b"{}"]
+    assert decoder.whole_data_payloads(b"data: [DONE]\n\n") == [b"[DONE]"]
+
+
+def test_fast_path_declines_while_state_is_carried_over():
+    decoder = SSEDecoder()
+    assert decoder.decode_chunk(b"data: a") == []  # a line is pending
+    assert decoder.whole_data_payloads(b"data: b\n\n") is None
+    assert decoder.decode_chunk(b"\n\n") == [E(data="a")]
+    assert decoder.whole_data_payloads(b"data: b\n\n") == [b"b"]
+    decoder.decode_chunk(b"id: 9\ndata: c\n")  # an event is pending
+    assert decoder.whole_data_payloads(b"data: d\n\n") is None
