@@ -5,6 +5,10 @@ every ``KEY_CACHE_SECONDS`` (one query for all of them), so a revocation or expi
 by any process (admin, management command) is seen within that interval plus a query, without
 a database round trip on any request. A key seen for the first time, or whose row is older
 than ``2 * KEY_CACHE_SECONDS`` (the refresher is behind), is read on the spot.
+
+While the database is unreachable, cached keys keep working (no revocation can be written
+meanwhile) and a request tries the database for a cached key at most once per
+``2 * KEY_CACHE_SECONDS``; one warning when the outage starts, one line when it ends.
 """
 
 from __future__ import annotations
@@ -99,6 +103,7 @@ class KeyStore:
         self._static: tuple[tuple[str, ...], list[str]] = ((), [])
         self._refresher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._outage = False
 
     async def authenticate(self, token: str) -> tuple[Verdict, Principal | None]:
         prefix = keys.prefix_of(token)
@@ -141,11 +146,12 @@ class KeyStore:
 
     async def _load(self, prefix: str, now: float, stale: _Entry | None) -> _Entry:
         try:
-            rows = await sync_to_async(_fetch_rows)([prefix])
+            rows = await self._fetch([prefix])
         except DatabaseError as exc:
             if stale is not None and stale.digest is not None:
-                # No revocation can be written while the database is down: keep serving.
-                logger.warning("API key store unreachable, using cached key %s: %s", prefix, exc)
+                # No revocation can be written while the database is down: keep serving,
+                # and try again for this key after the same interval as a fresh row.
+                stale.loaded = now
                 return stale
             raise KeyStoreUnavailable("The API key store is unavailable.") from exc
         entry = _entry_from_row(rows.get(prefix), now)
@@ -154,6 +160,20 @@ class KeyStore:
             self._evict(now, force=True)
         self._entries[prefix] = entry
         return entry
+
+    async def _fetch(self, prefixes: list[str]) -> dict[str, dict[str, Any]]:
+        """The rows, noting when the database stops and starts answering."""
+        try:
+            rows = await sync_to_async(_fetch_rows)(prefixes)
+        except DatabaseError as exc:
+            if not self._outage:
+                self._outage = True
+                logger.warning("API key store unreachable, serving cached keys: %s", exc)
+            raise
+        if self._outage:
+            self._outage = False
+            logger.warning("API key store reachable again")
+        return rows
 
     def _evict(self, now: float, force: bool = False) -> None:
         idle = 0.0 if force else IDLE_EVICT_SECONDS
@@ -188,7 +208,9 @@ class KeyStore:
             await asyncio.sleep(conf.KEY_CACHE_SECONDS)
             try:
                 await self.refresh()
-            except Exception as exc:  # the refresher must outlive a database outage
+            except DatabaseError:
+                pass  # _fetch said so once; cached keys are served meanwhile
+            except Exception as exc:  # the refresher must outlive anything
                 logger.warning("API key refresh failed: %s", exc)
 
     async def refresh(self) -> None:
@@ -199,7 +221,7 @@ class KeyStore:
         wanted = [p for p, e in self._entries.items() if e.digest is not None]
         if not wanted:
             return
-        rows = await sync_to_async(_fetch_rows)(wanted)
+        rows = await self._fetch(wanted)
         now = time.monotonic()
         for prefix in wanted:
             old = self._entries.get(prefix)

@@ -56,13 +56,33 @@ _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 }
 
 
+_second: tuple[int, str] = (-1, "")  # one tuple: replaced whole, so threads see a pair
+
+
+def utc_time(record: logging.LogRecord) -> str:
+    """The record's time in UTC, ISO 8601 with milliseconds. The seconds are formatted once
+    per second: strftime on every line cost as much as the rest of a line's formatting."""
+    second = int(record.created)
+    global _second
+    cached = _second
+    if cached[0] != second:
+        cached = _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{cached[1]}.{int(record.msecs):03d}Z"
+
+
+class TextFormatter(logging.Formatter):
+    """The text format, its time as in the JSON lines (unless a ``datefmt`` is given)."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return super().formatTime(record, datefmt) if datefmt else utc_time(record)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, request_id, message, and any extras."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "time": utc_time(record),
             "level": record.levelname,
             "logger": record.name,
             "process": record.process,
@@ -83,7 +103,7 @@ def default_config(
     formatter: dict[str, Any] = (
         {"()": "llm_gateway.logs.JsonFormatter"}
         if log_format == "json"
-        else {"format": TEXT_FORMAT}
+        else {"()": "llm_gateway.logs.TextFormatter", "format": TEXT_FORMAT}
     )
     return {
         "version": 1,

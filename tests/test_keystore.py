@@ -1,12 +1,15 @@
 import asyncio
+import logging
 import time
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.core.cache import cache
+from django.db import DatabaseError
 from django.test import override_settings
 
 from llm_gateway import keystore
+from llm_gateway.errors import KeyStoreUnavailable
 from llm_gateway.keystore import KeyStore, Verdict
 from llm_gateway.models import ApiKey
 
@@ -101,3 +104,44 @@ def test_last_used_is_written_at_most_once_per_interval():
     asyncio.run(run2())
     key.refresh_from_db()
     assert key.last_used_at == first
+
+
+@override_settings(LLM_GATEWAY_KEY_CACHE_SECONDS=0.05)
+def test_database_outage_serves_cached_keys_and_backs_off(monkeypatch, caplog):
+    _, raw = ApiKey.create("k")
+    store = KeyStore()
+    real = keystore._fetch_rows
+    down_fetches = []
+
+    def down(prefixes):
+        down_fetches.append(time.monotonic())
+        raise DatabaseError("connection refused")
+
+    async def run():
+        assert (await store.authenticate(raw))[0] is Verdict.OK  # cached while up
+        await store.aclose()  # no refresher: only the request path reads the database
+        monkeypatch.setattr(keystore, "_fetch_rows", down)
+        await asyncio.sleep(0.15)  # the cached row is now older than twice the interval
+        started = time.monotonic()
+        verdicts = []
+        while time.monotonic() - started < 0.5:
+            verdicts.append((await store.authenticate(raw))[0])
+            await asyncio.sleep(0.005)
+        with pytest.raises(KeyStoreUnavailable):  # a key never seen cannot be checked
+            await store.authenticate("sk-0badc0de-" + "A" * 43)
+        monkeypatch.setattr(keystore, "_fetch_rows", real)
+        await asyncio.sleep(0.15)
+        verdicts.append((await store.authenticate(raw))[0])
+        await store.aclose()
+        return verdicts
+
+    with caplog.at_level(logging.WARNING, "llm_gateway.keystore"):
+        verdicts = asyncio.run(run())
+    assert set(verdicts) == {Verdict.OK} and len(verdicts) > 50
+    # One attempt per 2 x 0.05 s from the request path over 0.5 s, not one per request.
+    attempts = len(down_fetches) - 1  # the last one: the never-seen key
+    assert 1 <= attempts <= 10, attempts  # not one per request (about 80)
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        "API key store unreachable, serving cached keys",
+        "API key store reachable again",
+    ]

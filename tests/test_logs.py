@@ -1,11 +1,14 @@
 import json
 import logging
 import logging.config
+import time
 
 from llm_gateway.logs import (
+    TEXT_FORMAT,
     AccessLogFilter,
     JsonFormatter,
     RequestIdFilter,
+    TextFormatter,
     build_logging_config,
     parse_endpoints,
 )
@@ -57,6 +60,25 @@ def test_json_formatter_one_object_per_line_with_extras():
         and entry["path"] == "/v1/x"
         and entry["logger"] == "llm_gateway.access"
     )
+
+
+def test_times_are_utc_iso_with_milliseconds_across_second_boundaries():
+    formatter = TextFormatter(TEXT_FORMAT)
+    times = []
+    for created in (1_700_000_000.999, 1_700_000_001.0, 1_700_000_001.5, 1_699_999_999.25):
+        rec = record(request_id="r")
+        rec.created, rec.msecs = created, int((created - int(created)) * 1000)
+        times.append(formatter.format(rec).split(" ")[0])
+        assert json.loads(JsonFormatter().format(rec))["time"] == times[-1]
+    assert times == [
+        "2023-11-14T22:13:20.999Z",
+        "2023-11-14T22:13:21.000Z",
+        "2023-11-14T22:13:21.500Z",
+        "2023-11-14T22:13:19.250Z",
+    ]
+    rec = record(request_id="r")
+    dated = TextFormatter("%(asctime)s", datefmt="%Y").format(rec)
+    assert dated == time.strftime("%Y", time.localtime(rec.created))
 
 
 def test_config_file_wins_when_it_loads(tmp_path):
