@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from . import response_log
 from .conf import conf
 from .errors import (
     EngineDeadError,
@@ -192,7 +193,7 @@ async def relay(scope: Scope, receive: Any, send: Any) -> None:
     except ClientDisconnected:
         return
     payload = parse_request(body) if method == "POST" and sub_path in JSON_ENDPOINTS else None
-    log_limit = conf.LOG_MAX_CHARS if conf.LOG_RESPONSES else None
+    log_limit = conf.LOG_MAX_CHARS if conf.LOG_RESPONSES and response_log.enabled() else None
     if log_limit is not None:
         log_request(method, path, payload, len(body))
     if watchdog.dead:

@@ -19,6 +19,12 @@ MARKER = "...[truncated]"
 DONE = b"[DONE]"
 
 
+def enabled() -> bool:
+    """Whether the lines would be written: if not (a level above INFO), streams are not
+    tapped at all."""
+    return logger.isEnabledFor(logging.INFO)
+
+
 def cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + MARKER
 

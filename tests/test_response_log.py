@@ -2,6 +2,7 @@ import json
 import logging
 import tracemalloc
 
+from llm_gateway import response_log
 from llm_gateway.response_log import MARKER, StreamTap, cut, log_body
 
 
@@ -152,3 +153,16 @@ def test_an_ending_without_done_is_kept(caplog):
     with caplog.at_level(logging.INFO, "llm_gateway.responses"):
         tap.log("client_disconnected")
     assert caplog.records[0].getMessage().startswith("stream end=client_disconnected ")
+
+
+def test_enabled_follows_the_logger_level():
+    """Above INFO nothing would be written, so the relay does not tap streams at all."""
+    logger = logging.getLogger("llm_gateway.responses")
+    previous = logger.level
+    try:
+        logger.setLevel(logging.WARNING)
+        assert not response_log.enabled()
+        logger.setLevel(logging.INFO)
+        assert response_log.enabled()
+    finally:
+        logger.setLevel(previous)

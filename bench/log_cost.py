@@ -1,0 +1,145 @@
+"""The CPU cost of response logging, on against off, in alternating rounds:
+    .venv/bin/python bench/log_cost.py [--rounds 5] [--seconds 5] [--concurrency 1,32]
+
+bench/run.sh measures each target once, one after the other, so machine noise between two
+targets (seen up to 10% on two processes running the same code) lands in the on/off ratio.
+Here two gateways (logging off, logging on) run side by side in front of the harness's fake
+engine, and the same load goes to each in turn, round after round; the ratio of each round
+and their median are printed. Needs ../shared/bench set up (bench/run.sh says how).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("SHARED_BENCH", ROOT.parent / "shared" / "bench"))
+BENCH_PYTHON = os.environ.get("BENCH_PYTHON", "/tmp/bench-venv/bin/python")
+KEY = "sk-00000000-benchbenchbenchbenchbenchbenchbenchbenchben"
+UPSTREAM_PORT, OFF_PORT, ON_PORT = 9110, 8021, 8022
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+
+
+def wait_ready(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            request = urllib.request.Request(url, headers={"Authorization": f"Bearer {KEY}"})
+            with urllib.request.urlopen(request, timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def start_gateway(port: int, log: bool, workdir: Path) -> subprocess.Popen[bytes]:
+    env = dict(
+        os.environ,
+        FAKE_UPSTREAM_URL=f"http://127.0.0.1:{UPSTREAM_PORT}/v1",
+        BENCH_VAR=str(workdir / f"gateway-{port}"),
+        LLM_GATEWAY_LOG_RESPONSES="true" if log else "false",
+    )
+    out = open(workdir / f"gateway-{port}.log", "wb")  # noqa: SIM115 (closed with the process)
+    return subprocess.Popen(
+        ["bash", "bench/start_gateway.sh", str(port), KEY],
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def load(port: int, concurrency: int, seconds: float) -> int:
+    result = subprocess.run(
+        [
+            BENCH_PYTHON,
+            str(SHARED / "stream_client.py"),
+            "-c",
+            str(concurrency),
+            "-d",
+            str(seconds),
+            "-H",
+            f"Authorization: Bearer {KEY}",
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("STREAMJSON "))
+    summary = json.loads(line.split(" ", 1)[1])
+    if summary["errors"]:
+        raise RuntimeError(f"stream errors: {summary['err_kinds']}")
+    return int(summary["streams"])
+
+
+def measure(pid: int, port: int, concurrency: int, seconds: float) -> float:
+    """CPU milliseconds per stream."""
+    before = cpu_seconds(pid)
+    streams = load(port, concurrency, seconds)
+    return 1000 * (cpu_seconds(pid) - before) / streams
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", default="1,32")
+    args = parser.parse_args()
+    workdir = Path("/tmp/llm-gateway-log-cost")
+    workdir.mkdir(exist_ok=True)
+    upstream = subprocess.Popen(
+        [BENCH_PYTHON, str(SHARED / "fake_upstream.py"), "--port", str(UPSTREAM_PORT)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    gateways = {False: start_gateway(OFF_PORT, False, workdir)}
+    gateways[True] = start_gateway(ON_PORT, True, workdir)
+    try:
+        for port in (OFF_PORT, ON_PORT):
+            wait_ready(f"http://127.0.0.1:{port}/v1/models")
+        for concurrency in map(int, args.concurrency.split(",")):
+            load(OFF_PORT, concurrency, 1)  # warm-up
+            load(ON_PORT, concurrency, 1)
+            ratios = []
+            for round_ in range(1, args.rounds + 1):
+                off = measure(gateways[False].pid, OFF_PORT, concurrency, args.seconds)
+                on = measure(gateways[True].pid, ON_PORT, concurrency, args.seconds)
+                ratios.append(on / off)
+                print(
+                    f"c={concurrency} round {round_}: off {off:.3f} on {on:.3f} CPU-ms/stream,"
+                    f" on/off x{on / off:.3f}",
+                    flush=True,
+                )
+            print(
+                f"c={concurrency}: median on/off x{statistics.median(ratios):.3f}"
+                f" (min x{min(ratios):.3f}, max x{max(ratios):.3f})",
+                flush=True,
+            )
+    finally:
+        for process in [*gateways.values(), upstream]:
+            process.send_signal(signal.SIGINT)
+        for process in [*gateways.values(), upstream]:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
