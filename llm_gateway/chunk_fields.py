@@ -2,10 +2,11 @@
 
 A stream's log line needs the model, the content, the finish reason and the usage of each
 chunk. Parsing every chunk into dicts (ids, timestamps, fingerprints, logprobs and all) cost
-more than relaying it. msgspec decodes into the typed structs below, skips every other field
-without building it. A chunk the structs do
-not fit (a field of another type, invalid UTF-8, not an object) takes the general path:
-orjson, then ``sse.extract_content``, so nothing an engine sends is lost from the log.
+more than relaying it. msgspec decodes into the typed structs below and skips every other
+field without building it. A chunk the structs do not fit (a field of another type, invalid
+UTF-8, not an object) takes the general path: orjson, then ``sse.extract_content``, so
+nothing an engine sends is lost from the log (tests/test_chunk_fields.py holds the two paths
+to the same reading).
 
 The structs are not tracked by the garbage collector (``gc=False``, about 13% less decode
 time): what JSON decodes into cannot form a reference cycle, and they are never mutated.

@@ -1,6 +1,6 @@
 """Request and response logging for the relay (``LLM_GATEWAY_LOG_RESPONSES``).
 
-Streams are tapped as they pass: each chunk is decoded *after* it was sent, content is joined
+Streams are tapped as they pass: chunks are read *after* they were sent, content is joined
 up to ``LLM_GATEWAY_LOG_MAX_CHARS`` and one line is written when the stream ends, however it
 ends. Memory stays bounded by that limit, not by the stream's length (vLLM collected the
 whole stream, and its truncation marker never appeared).
@@ -47,12 +47,14 @@ class StreamTap:
     """Watches an SSE stream go by and logs one summary line at its end.
 
     Chunks are kept (by reference) until ``BATCH_BYTES`` have passed, then read as one batch:
-    one split and one decode for many events costs less than one per chunk, which matters
-    for paced streams, whose chunks carry one event each. Memory stays bounded by the batch
-    size and the content limit.
+    one join, one split and one check for many events cost less than one per chunk, which
+    matters for paced streams, whose chunks carry one event each. Memory stays bounded by
+    the batch size and the content limit.
     """
 
-    BATCH_BYTES = 16384
+    BATCH_BYTES = (
+        4096  # kept per open stream at most (16 KiB: 9% less tap CPU, +12 KiB per open stream)
+    )
 
     __slots__ = (
         "_decoder",

@@ -75,6 +75,7 @@ class SSEDecoder:
         if not self._bom_checked:
             if len(data) < len(_BOM) and _BOM.startswith(data):
                 self._buffer = data  # could still become a BOM
+                self._idle = False
                 return []
             self._bom_checked = True
             if data.startswith(_BOM):

@@ -166,3 +166,47 @@ def test_enabled_follows_the_logger_level():
         assert response_log.enabled()
     finally:
         logger.setLevel(previous)
+
+
+def test_tap_reads_random_streams_as_the_decoder_and_extract_content_do(monkeypatch):
+    import random
+
+    import orjson
+
+    from llm_gateway.sse import SSEDecoder, extract_content
+
+    rng = random.Random(7)
+    pieces = [
+        *[chunk("ab"), chunk("é🙂"), chunk("", "stop"), b"data: [DONE]\n\n"] * 3,
+        b'data: {"choices": [{"text": "t"}]}\n\n',
+        b'data: {"choices": [{"delta": {"content": 5}}]}\n\n',
+        b"data: not json\n\n",
+        b"data: [1]\n\n",
+        b": keep-alive\n\n",
+        b"event: x\ndata: {}\n\n",
+        b'data: {"choices": [{"delta": {"content": "c\xff"}}]}\n\n',
+        b"\r\n",
+    ]
+    for _ in range(500):
+        monkeypatch.setattr(StreamTap, "BATCH_BYTES", rng.choice([1, 50, 300, 16384]))
+        raw = b"".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
+        tap = StreamTap(rng.choice([3, 20, 1000]))
+        position = 0
+        while position < len(raw):
+            step = rng.randint(1, 80)
+            tap.feed(raw[position : position + step])
+            position += step
+        content, chunks, done = "", 0, False
+        for event in SSEDecoder().decode_chunk(raw):
+            if event.data == "[DONE]":
+                done = True
+                continue
+            chunks += 1
+            try:
+                payload = orjson.loads(event.data)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(payload, dict):
+                content += extract_content(payload)
+        expected = cut(content, tap._limit)
+        assert (tap.content, tap.chunks, tap.done) == (expected, chunks, done), raw

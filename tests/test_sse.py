@@ -20,6 +20,7 @@ STREAMS = {
     "mixed": (b"data: a\r\n\ndata: b\n\r\ndata: c\r\r", [E(data="a"), E(data="b"), E(data="c")]),
     "bom": (b"\xef\xbb\xbfdata: x\n\n", [E(data="x")]),
     "only-one-bom": (b"\xef\xbb\xbf\xef\xbb\xbfdata: x\n\n", []),
+    "bom-prefix-only": (b"\xefdata: x\n\ndata: y\n\n", [E(data="y")]),
     "multiline": (b"data: one\ndata: two\ndata\n\n", [E(data="one\ntwo\n")]),
     "comments": (b": keep-alive\n\n:x\ndata: y\n\n", [E(data="y")]),
     "one-space-only": (b"data:  two spaces\ndata:none\n\n", [E(data=" two spaces\nnone")]),
@@ -161,3 +162,38 @@ def test_fast_path_declines_while_state_is_carried_over():
     assert decoder.whole_data_payloads(b"data: b\n\n") == [b"b"]
     decoder.decode_chunk(b"id: 9\ndata: c\n")  # an event is pending
     assert decoder.whole_data_payloads(b"data: d\n\n") is None
+
+
+class GeneralOnly(SSEDecoder):
+    """The WHATWG rules alone, without the fast path."""
+
+    __slots__ = ()
+
+    def whole_data_payloads(self, chunk):
+        return None
+
+
+PIECES = [
+    *[b"data: x\n\n", b"data: {}\n\n", b"data: [DONE]\n\n"] * 4,  # what engines send
+    *[b"data: ", b"data:", b"data", b"\n", b"\n\n", b"\r", b"\r\n", b"x", b"\xff", b" "],
+    *[b"\xef", b"\xef\xbb", b"\xef\xbb\xbf", b"id: 1\n", b"event: e\n", b":c\n", b"retry: 5\n"],
+]
+
+
+def test_fast_path_matches_the_general_rules_on_random_streams():
+    import random
+
+    rng = random.Random(20261125)
+    for _ in range(5000):
+        chunks = [
+            b"".join(rng.choice(PIECES) for _ in range(rng.randint(0, 3)))
+            for _ in range(rng.randint(1, 5))
+        ]
+        if rng.random() < 0.5:  # and cut somewhere else
+            raw = b"".join(chunks)
+            cut = rng.randint(0, len(raw))
+            chunks = [raw[:cut], raw[cut:]]
+        fast, general = SSEDecoder(), GeneralOnly()
+        got = [e for c in chunks for e in fast.decode_chunk(c)]
+        want = [e for c in chunks for e in general.decode_chunk(c)]
+        assert got == want, chunks
