@@ -61,9 +61,9 @@ _second: tuple[int, str] = (-1, "")  # one tuple: replaced whole, so threads see
 
 def utc_time(record: logging.LogRecord) -> str:
     """The record's time in UTC, ISO 8601 with milliseconds. The seconds are formatted once
-    per second: strftime on every line cost as much as the rest of a line's formatting."""
-    second = int(record.created)
+    per second: strftime on every line was more than half of a line's formatting time."""
     global _second
+    second = int(record.created)
     cached = _second
     if cached[0] != second:
         cached = _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
