@@ -96,22 +96,25 @@ class SSEDecoder:
 
     def whole_data_payloads(self, chunk: bytes) -> list[bytes] | None:
         """The data of each event, when the chunk is what engines send in practice: whole
-        events of one ``data: `` line each, LF-ended, and no state is carried from earlier
-        chunks. The general rules then give exactly these events, so they are cut out
-        directly (the decoder's fast path; a tap can parse the bytes without building
-        events). Anything else: None, and the chunk must go through ``decode_chunk``.
+        events of one ``data: `` line each, all LF-ended or all CRLF-ended (sse-starlette,
+        as in llama-cpp-python's server), and no state is carried from earlier chunks. The
+        general rules then give exactly these events, so they are cut out directly (the
+        decoder's fast path; a tap can parse the bytes without building events). Anything
+        else: None, and the chunk must go through ``decode_chunk``.
         """
-        if (
-            not self._idle
-            or not chunk.startswith(b"data: ")
-            or not chunk.endswith(b"\n\n")
-            or b"\r" in chunk
-        ):
+        if not self._idle or not chunk.startswith(b"data: "):
             return None
-        payloads = chunk[6:-2].split(b"\n\ndata: ")
-        # k payloads account for 2k LFs (k - 1 separators and the end): any other LF means
-        # another kind of line, or an event of several lines.
-        if chunk.count(b"\n") != 2 * len(payloads):
+        if chunk.endswith(b"\r\n\r\n"):
+            end, crs_per_event = b"\r\n\r\n", 2
+        elif chunk.endswith(b"\n\n"):
+            end, crs_per_event = b"\n\n", 0
+        else:
+            return None
+        payloads = chunk[6 : -len(end)].split(end + b"data: ")
+        # k payloads account for 2k LFs (and 2k CRs with CRLF): k - 1 separators and the end.
+        # Any other line end means another kind of line, or an event of several lines.
+        events = len(payloads)
+        if chunk.count(b"\n") != 2 * events or chunk.count(b"\r") != crs_per_event * events:
             return None
         self._bom_checked = True  # it starts with "data: ", so there is no BOM
         return payloads

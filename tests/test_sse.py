@@ -134,6 +134,10 @@ FAST_PATH_CHUNKS = [
     b"data: a\n\nevent: x\ndata: b\n\n",
     b"data:a\n\n",  # no space: the general rules give the same data
     b"data: a\r\n\r\n",
+    b"data: a\r\n\r\ndata: b\n\n",
+    b"data: a\n\ndata: b\r\n\r\n",
+    b"data: a\r\r\n\r\n",
+    b"data: a\r\n\r\n\r\n",
     b"\xef\xbb\xbfdata: a\n\n",
     b"data: a\n\ndata: b",  # unterminated
     b"data: a\n\ndata: b\n",
@@ -152,6 +156,7 @@ def test_fast_path_takes_the_chunks_engines_send():
     decoder = SSEDecoder()
     assert decoder.whole_data_payloads(b"data: a\n\ndata: {}\n\n") == [b"a", b"{}"]
     assert decoder.whole_data_payloads(b"data: [DONE]\n\n") == [b"[DONE]"]
+    assert decoder.whole_data_payloads(b"data: a\r\n\r\ndata: {}\r\n\r\n") == [b"a", b"{}"]
 
 
 def test_fast_path_declines_while_state_is_carried_over():
@@ -174,7 +179,7 @@ class GeneralOnly(SSEDecoder):
 
 
 PIECES = [
-    *[b"data: x\n\n", b"data: {}\n\n", b"data: [DONE]\n\n"] * 4,  # what engines send
+    *[b"data: x\n\n", b"data: {}\n\n", b"data: [DONE]\n\n", b"data: y\r\n\r\n"] * 4,
     *[b"data: ", b"data:", b"data", b"\n", b"\n\n", b"\r", b"\r\n", b"x", b"\xff", b" "],
     *[b"\xef", b"\xef\xbb", b"\xef\xbb\xbf", b"id: 1\n", b"event: e\n", b":c\n", b"retry: 5\n"],
 ]
