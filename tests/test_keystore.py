@@ -137,10 +137,10 @@ def test_database_outage_serves_cached_keys_and_backs_off(monkeypatch, caplog):
 
     with caplog.at_level(logging.WARNING, "llm_gateway.keystore"):
         verdicts = asyncio.run(run())
-    assert set(verdicts) == {Verdict.OK} and len(verdicts) > 50
+    assert set(verdicts) == {Verdict.OK} and len(verdicts) >= 20
     # One attempt per 2 x 0.05 s from the request path over 0.5 s, not one per request.
     attempts = len(down_fetches) - 1  # the last one: the never-seen key
-    assert 1 <= attempts <= 10, attempts  # not one per request (about 80)
+    assert 1 <= attempts <= 10, attempts  # not one per request (20 or more)
     assert [r.getMessage().split(":")[0] for r in caplog.records] == [
         "API key store unreachable, serving cached keys",
         "API key store reachable again",
