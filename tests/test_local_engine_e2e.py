@@ -56,9 +56,10 @@ def llama_gateway(engine, gateway_env, server_logs):
 
 @pytest.fixture
 def client(llama_gateway, api_key):
-    return openai.OpenAI(
+    with openai.OpenAI(
         base_url=llama_gateway.url + "/v1", api_key=api_key, max_retries=0, timeout=120
-    )
+    ) as client:
+        yield client
 
 
 def test_models_lists_smollm2(client):
@@ -106,6 +107,9 @@ def test_stream_without_usage_chunk_is_fine(client, llama_gateway):
         if "llama-usage-1" in line and "stream end=" in line
     ]
     assert "stream end=done" in line and "usage=unknown" in line
+    # llama-cpp-python's server frames events with CRLF: the log still has what the client got
+    received = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert received and f"content={received}" in llama_gateway.output()
 
 
 def test_invalid_request_is_a_clean_openai_error(client):
