@@ -30,6 +30,12 @@ def parse_bool(value: Any) -> bool:
     return str(value).strip().lower() in {"1", "true", "yes", "on"}
 
 
+def is_off(value: str) -> bool:
+    """For switches that are on unless turned off, read from the environment before Django's
+    settings exist (the launcher, the logging config): only these words turn them off."""
+    return value.strip().lower() in {"0", "false", "no", "off"}
+
+
 def parse_list(value: Any) -> list[str]:
     """A list or tuple as given, or a comma-separated string; blanks trimmed and dropped."""
     items = value.split(",") if isinstance(value, str) else list(value)

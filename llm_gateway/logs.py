@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from .conf import is_off
 from .request_id import get_request_id
 
 ACCESS_LOGGER = "llm_gateway.access"
@@ -160,6 +161,6 @@ def build_logging_config(environ: dict[str, str] | None = None) -> dict[str, Any
     log_format = env.get("LLM_GATEWAY_LOG_FORMAT", "text").strip().lower()
     level = env.get("LLM_GATEWAY_LOG_LEVEL", "INFO").strip().upper() or "INFO"
     config = default_config(disabled, "json" if log_format == "json" else "text", level)
-    if env.get("LLM_GATEWAY_ACCESS_LOG", "true").strip().lower() in {"0", "false", "no", "off"}:
+    if is_off(env.get("LLM_GATEWAY_ACCESS_LOG", "true")):
         config["loggers"][ACCESS_LOGGER]["level"] = "WARNING"
     return config

@@ -107,9 +107,7 @@ class StreamTap:
         data = b"".join(self._pending)
         self._pending.clear()
         self._pending_size = 0
-        payloads = self._decoder.whole_data_payloads(data)
-        if payloads is None:
-            payloads = [event.data.encode() for event in self._decoder.decode_chunk(data)]
+        payloads = self._decoder.data_payloads(data)
         if DONE in payloads:
             self.done = True
             payloads = [payload for payload in payloads if payload != DONE]

@@ -27,9 +27,11 @@ import subprocess
 import sys
 import time
 
+from .conf import is_off
+
 
 def use_uvloop() -> bool:
-    if os.environ.get("LLM_GATEWAY_UVLOOP", "true").strip().lower() in {"0", "false", "no", "off"}:
+    if is_off(os.environ.get("LLM_GATEWAY_UVLOOP", "true")):
         return False
     try:
         import uvloop
@@ -54,8 +56,8 @@ def _take_option(argv: list[str], *names: str) -> str | None:
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    """An IPv4 listening socket for daphne's ``--fd`` (IPv6 hosts: see ``is_ipv6``)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)

@@ -65,6 +65,16 @@ class SSEDecoder:
             ]
         return self._decode_general(chunk)
 
+    def data_payloads(self, chunk: bytes) -> list[bytes]:
+        """The data of each event this chunk completes, as bytes (what a tap parses): cut
+        out by the fast path, or the general rules' events encoded again."""
+        if not chunk:
+            return []
+        payloads = self.whole_data_payloads(chunk)
+        if payloads is None:
+            payloads = [event.data.encode() for event in self._decode_general(chunk)]
+        return payloads
+
     def _decode_general(self, chunk: bytes) -> list[ServerSentEvent]:
         """The WHATWG rules, line by line."""
         if self._skip_lf:

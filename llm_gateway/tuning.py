@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import functools
 import gc
-import logging
 import sys
 
 from .conf import conf
-
-logger = logging.getLogger(__name__)
 
 
 def freeze_startup_heap() -> None:

@@ -202,3 +202,11 @@ def test_fast_path_matches_the_general_rules_on_random_streams():
         got = [e for c in chunks for e in fast.decode_chunk(c)]
         want = [e for c in chunks for e in general.decode_chunk(c)]
         assert got == want, chunks
+
+
+def test_data_payloads_as_bytes_and_an_empty_chunk_keeps_a_split_crlf():
+    decoder = SSEDecoder()
+    assert decoder.data_payloads(b"data: x\n\ndata: y\n\n") == [b"x", b"y"]  # fast path
+    assert decoder.data_payloads(b"data: a\r") == []
+    assert decoder.data_payloads(b"") == []  # the CR's LF may still come
+    assert decoder.data_payloads(b"\ndata: b\n\n") == [b"a\nb"]
