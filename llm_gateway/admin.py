@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from . import keys
 from .models import ApiKey, ApiKeyQuerySet
 
 
@@ -40,7 +41,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.display(description="key", ordering="prefix")
     def display_prefix(self, obj: ApiKey) -> str:
-        return f"sk-{obj.prefix}-…" if obj.prefix else "-"
+        return keys.display(obj.prefix)
 
     @admin.display(description="status")
     def status(self, obj: ApiKey) -> str:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.urls import NoReverseMatch, reverse
+from django.utils.module_loading import import_string
 
-from .conf import conf
+from .conf import conf, setting_names
+from .paths import is_guarded
 
 _POSITIVE = (
     "CONNECT_TIMEOUT",
@@ -20,7 +25,21 @@ _POSITIVE = (
 
 
 @register(Tags.compatibility)
+def check_values(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Every setting can be read: a value that cannot be parsed fails here, at start-up."""
+    errors: list[CheckMessage] = []
+    for name in setting_names():
+        try:
+            getattr(conf, name)
+        except (TypeError, ValueError) as exc:
+            errors.append(Error(f"LLM_GATEWAY_{name}: {exc}.", id="llm_gateway.E003"))
+    return errors
+
+
+@register(Tags.compatibility)
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if check_values():
+        return []  # reported above; the checks below would only repeat it
     errors: list[CheckMessage] = []
     url = conf.UPSTREAM_URL
     if not url:
@@ -56,12 +75,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 )
             )
     for name in _POSITIVE:
-        try:
-            value = getattr(conf, name)
-        except (TypeError, ValueError):
-            errors.append(Error(f"LLM_GATEWAY_{name} must be a number.", id="llm_gateway.E003"))
-            continue
-        if value <= 0:
+        if getattr(conf, name) <= 0:
             errors.append(Error(f"LLM_GATEWAY_{name} must be above 0.", id="llm_gateway.E003"))
     if any(len(key) < 16 for key in conf.API_KEYS):
         errors.append(
@@ -72,3 +86,67 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         )
     return errors
+
+
+def relay_prefixes() -> list[str]:
+    """Where the relay answers: the fast face's prefix, and where ``llm_gateway.urls`` put
+    the Django face's ``v1/`` (if they are included)."""
+    prefixes = [conf.RELAY_PREFIX] if conf.RELAY_PREFIX else []
+    with contextlib.suppress(NoReverseMatch):
+        prefixes.append(reverse("llm_gateway:relay", kwargs={"sub_path": ""}).rstrip("/"))
+    return prefixes
+
+
+@register(Tags.security)
+def check_relay_is_guarded(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if check_values():
+        return []
+    if conf.ALLOW_UNAUTHENTICATED:
+        return [
+            Warning(
+                "LLM_GATEWAY_ALLOW_UNAUTHENTICATED is on: the relay serves requests without a key.",
+                hint="Anyone who reaches the gateway can use the engines.",
+                id="llm_gateway.W003",
+            )
+        ]
+    return [
+        Error(
+            f"The relay at {prefix}/ is not under LLM_GATEWAY_AUTH_PREFIXES {conf.AUTH_PREFIXES}.",
+            hint=f"Add {prefix} to LLM_GATEWAY_AUTH_PREFIXES. The relay refuses requests "
+            "without a key anyway, but clients get 401s from a path the settings call open.",
+            id="llm_gateway.E004",
+        )
+        for prefix in relay_prefixes()
+        if not is_guarded(prefix + "/", conf.AUTH_PREFIXES)
+    ]
+
+
+@register(Tags.compatibility)
+def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """What in Django's request cycle would hurt the Django face's streams."""
+    messages: list[CheckMessage] = []
+    for path in getattr(settings, "MIDDLEWARE", []):
+        if path == "django.middleware.gzip.GZipMiddleware":
+            messages.append(
+                Warning(
+                    "GZipMiddleware compresses streaming responses: SSE events are held back "
+                    "in the compressor instead of reaching the client as they come.",
+                    hint="Remove it, or compress at the reverse proxy with buffering off.",
+                    id="llm_gateway.W004",
+                )
+            )
+            continue
+        try:
+            middleware = import_string(path)
+        except ImportError:
+            continue  # Django's own checks report it
+        if not getattr(middleware, "async_capable", False):
+            messages.append(
+                Warning(
+                    f"{path} is sync-only: under ASGI every request through Django pays a "
+                    "thread hop for it, the relay views included.",
+                    hint="Use an async-capable middleware (async_capable = True).",
+                    id="llm_gateway.W005",
+                )
+            )
+    return messages

@@ -13,7 +13,8 @@ AttributeError, about 2 us, and the relay reads about ten settings per request.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from django.conf import settings as django_settings
@@ -24,16 +25,35 @@ PREFIX = "LLM_GATEWAY_"
 _MISSING = object()
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
 def parse_bool(value: Any) -> bool:
+    """The one bool parser: a bool, or one of the words above; anything else is a ValueError
+    (which the system check reports at start-up, instead of a guess)."""
     if isinstance(value, bool):
         return value
-    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+    word = str(value).strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ValueError(f"{value!r} is not a boolean (use true or false)")
 
 
-def is_off(value: str) -> bool:
-    """For switches that are on unless turned off, read from the environment before Django's
-    settings exist (the launcher, the logging config): only these words turn them off."""
-    return value.strip().lower() in {"0", "false", "no", "off"}
+def env_flag(name: str, default: bool, environ: Mapping[str, str] | None = None) -> bool:
+    """A switch read from the environment before Django's settings exist (the launcher, the
+    logging config, the example settings): unset or empty gives the default; an unreadable
+    value also gives the default, with one line on stderr (logging is not configured yet)."""
+    value = (os.environ if environ is None else environ).get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return parse_bool(value)
+    except ValueError as exc:
+        print(f"llm_gateway: {name}: {exc}; using {default}", file=sys.stderr)
+        return default
 
 
 def parse_list(value: Any) -> list[str]:
@@ -53,7 +73,11 @@ class Settings:
         self._resolved.clear()
 
     def _get(
-        self, name: str, default: T, parse: Callable[[Any], T], empty_is_default: bool = True
+        self,
+        name: str,
+        default: T,
+        parse: Callable[[Any], T],
+        empty_is_default: bool = True,
     ) -> T:
         try:
             return self._resolved[name]
@@ -77,6 +101,29 @@ class Settings:
     def AUTH_PREFIXES(self) -> list[str]:
         """Path prefixes that need a key; a path is guarded if it equals one or is below it."""
         return self._get("AUTH_PREFIXES", ["/v1"], parse_list)
+
+    @property
+    def ALLOW_UNAUTHENTICATED(self) -> bool:
+        """An open gateway: the relay serves requests that carry no key (checked: W003)."""
+        return self._get("ALLOW_UNAUTHENTICATED", False, parse_bool)
+
+    # --- the relay ------------------------------------------------------------------------
+    @property
+    def RELAY_PREFIX(self) -> str | None:
+        """Where the ASGI fast path serves the relay (``/v1``); ``off`` leaves every path to
+        Django, whose ``llm_gateway.urls`` then serve it wherever they are included."""
+        prefix: str | None = "/v1"
+        return self._get("RELAY_PREFIX", prefix, _parse_prefix)
+
+    @property
+    def POLICIES(self) -> list[str]:
+        """Dotted paths of extra policies (classes or factories), run after the built-in ones."""
+        return self._get("POLICIES", [], parse_list)
+
+    @property
+    def OBSERVERS(self) -> list[str]:
+        """Dotted paths of extra observers, told of every request once it ends."""
+        return self._get("OBSERVERS", [], parse_list)
 
     @property
     def KEY_CACHE_SECONDS(self) -> float:
@@ -159,6 +206,20 @@ class Settings:
     @property
     def EXIT_ON_ENGINE_DEATH(self) -> bool:
         return self._get("EXIT_ON_ENGINE_DEATH", False, parse_bool)
+
+
+def _parse_prefix(value: Any) -> str | None:
+    text = str(value).strip()
+    if text.lower() in _FALSE | {"none", ""}:
+        return None
+    if not text.startswith("/"):
+        raise ValueError(f"{text!r} must start with '/'")
+    return text.rstrip("/") or None
+
+
+def setting_names() -> list[str]:
+    """Every setting the app reads (the system check reads each one to find bad values)."""
+    return [name for name, value in vars(Settings).items() if isinstance(value, property)]
 
 
 conf = Settings()

@@ -6,10 +6,14 @@ failed (recoverable) versus the engine cannot serve at all.
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from typing import Any
 
 import orjson
+
+logger = logging.getLogger("llm_gateway.errors")
 
 
 class GatewayError(Exception):
@@ -137,3 +141,21 @@ def clean_message(message: str) -> str:
     if len(message) > MAX_MESSAGE_CHARS:
         message = message[:MAX_MESSAGE_CHARS] + "...[truncated]"
     return message or "The engine returned an error."
+
+
+# With the engine dead every request fails the same way: one line per kind per second.
+_LOG_INTERVAL = 1.0
+_last_logged: dict[tuple[str, int], tuple[float, int]] = {}
+
+
+def log_server_error(method: str, path: str, error: GatewayError) -> None:
+    """A 5xx answer, logged at most once a second per kind, with the count left out."""
+    key = (type(error).__name__, error.status)
+    now = time.monotonic()
+    last, suppressed = _last_logged.get(key, (-_LOG_INTERVAL, 0))
+    if now - last < _LOG_INTERVAL:
+        _last_logged[key] = (last, suppressed + 1)
+        return
+    _last_logged[key] = (now, 0)
+    more = f" (and {suppressed} more like it)" if suppressed else ""
+    logger.warning("%s %s -> %d: %s%s", method, path, error.status, error, more)

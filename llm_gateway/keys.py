@@ -43,3 +43,18 @@ def prefix_of(raw: str) -> str | None:
 
 def digests_equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
+
+
+def display(prefix: str) -> str:
+    """How a key is shown anywhere (admin, commands, logs): its prefix, never its secret."""
+    return f"sk-{prefix}-…" if prefix else "-"
+
+
+def state(revoked_ts: float | None, expires_ts: float | None, now_ts: float) -> str:
+    """Whether a key is usable at ``now_ts`` (POSIX seconds): active, revoked or expired.
+    The one definition, for the model, the admin and the per-process key store."""
+    if revoked_ts is not None and revoked_ts <= now_ts:
+        return "revoked"
+    if expires_ts is not None and expires_ts <= now_ts:
+        return "expired"
+    return "active"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import enum
 import logging
 import time
@@ -135,11 +136,9 @@ class KeyStore:
         entry.seen = now
         if entry.digest is None or not keys.digests_equal(entry.digest, token_digest):
             return Verdict.INVALID, None
-        wall = time.time()
-        if entry.revoked_ts is not None and entry.revoked_ts <= wall:
-            return Verdict.REVOKED, None
-        if entry.expires_ts is not None and entry.expires_ts <= wall:
-            return Verdict.EXPIRED, None
+        state = keys.state(entry.revoked_ts, entry.expires_ts, time.time())
+        if state != "active":
+            return (Verdict.REVOKED if state == "revoked" else Verdict.EXPIRED), None
         assert entry.principal is not None
         self._touch(entry.principal, now)
         return Verdict.OK, entry.principal
@@ -201,7 +200,9 @@ class KeyStore:
     def _ensure_refresher(self) -> None:
         task = self._refresher
         if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
-            self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever())
+            self._refresher = asyncio.get_running_loop().create_task(
+                self._refresh_forever(), context=contextvars.Context()
+            )
 
     async def _refresh_forever(self) -> None:
         while True:

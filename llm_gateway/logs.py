@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from .conf import is_off
+from .conf import env_flag, parse_list
 from .request_id import get_request_id
 
 ACCESS_LOGGER = "llm_gateway.access"
@@ -26,8 +26,7 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 def parse_endpoints(value: str | list[str] | None) -> list[str]:
     """Comma-separated paths; entries trimmed, empty ones dropped, query strings ignored."""
-    items = value.split(",") if isinstance(value, str) else list(value or [])
-    paths = (item.strip().split("?", 1)[0] for item in items)
+    paths = (item.split("?", 1)[0].strip() for item in parse_list(value or []))
     return [path for path in paths if path]
 
 
@@ -161,6 +160,6 @@ def build_logging_config(environ: dict[str, str] | None = None) -> dict[str, Any
     log_format = env.get("LLM_GATEWAY_LOG_FORMAT", "text").strip().lower()
     level = env.get("LLM_GATEWAY_LOG_LEVEL", "INFO").strip().upper() or "INFO"
     config = default_config(disabled, "json" if log_format == "json" else "text", level)
-    if is_off(env.get("LLM_GATEWAY_ACCESS_LOG", "true")):
+    if not env_flag("LLM_GATEWAY_ACCESS_LOG", True, env):
         config["loggers"][ACCESS_LOGGER]["level"] = "WARNING"
     return config

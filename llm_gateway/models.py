@@ -39,7 +39,7 @@ class ApiKey(models.Model):
         ordering = ["name"]
 
     def __str__(self) -> str:
-        return f"{self.name} (sk-{self.prefix}-…)"
+        return f"{self.name} ({keys.display(self.prefix)})"
 
     @classmethod
     def create(
@@ -59,19 +59,16 @@ class ApiKey(models.Model):
         return new.raw
 
     def is_usable(self, now: dt.datetime | None = None) -> bool:
-        now = now or timezone.now()
-        if self.revoked_at is not None and self.revoked_at <= now:
-            return False
-        return self.expires_at is None or self.expires_at > now
+        return self.state_at(now or timezone.now()) == "active"
 
     @property
     def status(self) -> str:
-        now = timezone.now()
-        if self.revoked_at is not None and self.revoked_at <= now:
-            return "revoked"
-        if self.expires_at is not None and self.expires_at <= now:
-            return "expired"
-        return "active"
+        return self.state_at(timezone.now())
+
+    def state_at(self, now: dt.datetime) -> str:
+        revoked = self.revoked_at.timestamp() if self.revoked_at else None
+        expires = self.expires_at.timestamp() if self.expires_at else None
+        return keys.state(revoked, expires, now.timestamp())
 
     def revoke(self) -> None:
         if self.revoked_at is None:

@@ -2,7 +2,7 @@
 
     python -m llm_gateway.run [--workers N] [daphne options] project.asgi:application
 
-Exactly daphne's command line, with two additions:
+Exactly daphne's command line, with these additions:
 
 - daphne's Twisted asyncio reactor runs on a uvloop event loop when uvloop is installed:
   measured 26% more requests/s and 20% less CPU per request (docs/performance.md). daphne
@@ -12,6 +12,8 @@ Exactly daphne's command line, with two additions:
   daphne as ``--fd``: Twisted's own backlog is 50, so a burst of new connections (a thousand
   clients opening streams at once) had SYNs dropped and retried a second or more later.
   An IPv6 address is left to daphne (see ``is_ipv6``).
+- Once the server runs, the process is tuned (``llm_gateway.tuning``: ``gc.freeze`` of the
+  start-up heap, Twisted's Content-Type parsing memoized); building the application does not.
 - ``--workers N`` (IPv4 only, N > 1) starts N daphne processes that all accept on that one
   socket, so a gateway can use more than one core without a front proxy. SIGINT/SIGTERM go to
   every worker; if one exits, all stop.
@@ -20,18 +22,18 @@ Exactly daphne's command line, with two additions:
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import subprocess
 import sys
 import time
 
-from .conf import is_off
+from .conf import env_flag
+from .tuning import tune_process
 
 
 def use_uvloop() -> bool:
-    if is_off(os.environ.get("LLM_GATEWAY_UVLOOP", "true")):
+    if not env_flag("LLM_GATEWAY_UVLOOP", True):
         return False
     try:
         import uvloop
@@ -121,7 +123,11 @@ def main(argv: list[str] | None = None) -> None:
         raise RuntimeError("llm_gateway.run must set the event loop before daphne is imported")
     use_uvloop()
     from daphne.cli import CommandLineInterface
+    from twisted.internet import reactor
 
+    # Once the reactor runs, the application is imported: freeze its start-up heap, patch
+    # what Twisted parses per request (llm_gateway.tuning).
+    reactor.callWhenRunning(tune_process)
     CommandLineInterface().run(args)
 
 

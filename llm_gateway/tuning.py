@@ -1,4 +1,4 @@
-"""Process-level tuning applied once when the gateway application is built.
+"""Process-level tuning, applied by the launcher (``llm_gateway.run``) once daphne runs.
 
 Both measured in docs/performance.md:
 - ``gc.freeze()`` after start-up, as vLLM does: the full collections otherwise walk Django's

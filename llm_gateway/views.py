@@ -1,19 +1,90 @@
-"""Django views of the gateway: only /health; the /v1 relay is ASGI (see ``relay.py``)."""
+"""The Django face's views: the relay under ``v1/`` and ``health``.
+
+The relay views are async and return ``StreamingHttpResponse`` over the core's reply, so a
+stream goes out chunk by chunk; a client disconnect cancels the view's task (Django 5's ASGI
+handler does, tested in tests/test_relay_e2e.py), which closes the upstream answer. The body
+is read from the request stream up to ``LLM_GATEWAY_MAX_BODY_BYTES``, so Django's
+``DATA_UPLOAD_MAX_MEMORY_SIZE`` (2.5 MB by default) does not cut long prompts.
+"""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, JsonResponse
+from collections.abc import AsyncIterator
 
+from django.http import HttpRequest, HttpResponseBase, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from . import gateway
+from .authentication import authenticate
 from .conf import conf
-from .watchdog import watchdog
+from .core.request import GatewayRequest, Reply
+from .errors import GatewayError, RequestTooLargeError
+from .middleware import asgi_principal, error_response, request_headers
+from .paths import canonical
+
+
+def _read_body(request: HttpRequest) -> bytes:
+    limit = conf.MAX_BODY_BYTES
+    length = request.META.get("CONTENT_LENGTH") or ""
+    if length.isdigit() and int(length) > limit:
+        raise RequestTooLargeError(f"Request body exceeds the limit of {limit} bytes.")
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        raise RequestTooLargeError(f"Request body exceeds the limit of {limit} bytes.")
+    return body
+
+
+async def _body(reply: Reply) -> AsyncIterator[bytes]:
+    try:
+        if reply.content is not None:
+            yield reply.content
+        elif reply.chunks is not None:
+            async for chunk in reply.chunks:
+                yield chunk
+    finally:
+        await reply.aclose()
+
+
+def _response(reply: Reply) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(_body(reply), status=reply.status)
+    del response["Content-Type"]  # the engine's, or none
+    for name, value in reply.headers:
+        response[name.decode("latin-1")] = value.decode("latin-1")
+    return response
+
+
+@csrf_exempt
+async def relay(request: HttpRequest, sub_path: str = "") -> HttpResponseBase:
+    """Any OpenAI endpoint: the path below ``v1/`` goes to the engine as it came."""
+    try:
+        principal = asgi_principal(request) or getattr(request, "api_key", None)
+        headers = request_headers(request)
+        if principal is None and request.method != "OPTIONS" and not conf.ALLOW_UNAUTHENTICATED:
+            principal = await authenticate(headers)  # fail closed, whatever MIDDLEWARE says
+        reply = await gateway.get_relay().handle(
+            GatewayRequest(
+                request.method or "GET",
+                canonical("/" + sub_path),
+                request.META.get("QUERY_STRING", "").encode("latin-1"),
+                headers,
+                _read_body(request),
+                getattr(request, "request_id", None) or "",
+                principal,
+                request.META.get("REMOTE_ADDR"),
+            )
+        )
+    except GatewayError as exc:
+        return error_response(exc)
+    return _response(reply)
 
 
 async def health(request: HttpRequest) -> JsonResponse:
     """200 while the engine is alive (or not yet probed), 503 with the reason once it is dead."""
-    if not conf.UPSTREAM_URL:
+    pool = gateway.get_relay().pool
+    if not pool.upstreams:
         return JsonResponse({"status": "ok", "engine": {"state": "not configured"}})
-    watchdog.ensure_started()
-    state = watchdog.status
+    gateway.start()
+    state = pool.upstreams[0].health.status
     engine = {"state": state.state, "reason": state.reason or None, "checked_at": state.checked_at}
     if state.state == "dead":
         return JsonResponse({"status": "error", "engine": engine}, status=503)

@@ -10,15 +10,12 @@ from pathlib import Path
 import dj_database_url
 from django.core.management.utils import get_random_secret_key
 
+from llm_gateway.conf import env_flag
 from llm_gateway.logs import build_logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("LLM_GATEWAY_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
-
-
-def _env_bool(name: str, default: bool = False) -> bool:
-    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
 
 
 def _secret_key() -> str:
@@ -33,7 +30,7 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
-DEBUG = _env_bool("DJANGO_DEBUG")
+DEBUG = env_flag("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = [
     h.strip()
     for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
@@ -54,6 +51,14 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The admin's CSS and JS under daphne (collected into STATIC_ROOT by scripts/setup.sh):
+    # servestatic is whitenoise's successor with an async middleware (no thread hop).
+    "servestatic.middleware.ServeStaticMiddleware",
+    # The gateway's Django face: project views (and llm_gateway.urls, wherever included) get
+    # request.request_id and request.api_key; under the fast path's /v1 they reuse its result.
+    "llm_gateway.middleware.RequestIdMiddleware",
+    "llm_gateway.middleware.EngineErrorMiddleware",
+    "llm_gateway.middleware.ApiKeyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -109,7 +114,9 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+# Collected by scripts/setup.sh; one folder for every VAR_DIR (tests and benchmarks use their own).
+STATIC_ROOT = BASE_DIR / "var" / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 # LLM_GATEWAY_LOG_CONFIG_FILE, LLM_GATEWAY_DISABLE_ACCESS_LOG_FOR_ENDPOINTS, LLM_GATEWAY_LOG_FORMAT
 # (text or json), LLM_GATEWAY_LOG_LEVEL and LLM_GATEWAY_ACCESS_LOG shape this; see llm_gateway.logs.

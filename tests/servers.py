@@ -38,14 +38,27 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
 class Server:
     """A child process listening on 127.0.0.1:port; its output goes to a log file."""
 
-    def __init__(self, argv: list[str], port: int, env: Mapping[str, str], log: Path) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        port: int,
+        env: Mapping[str, str],
+        log: Path,
+        api_path: str = "/v1",
+    ) -> None:
         self.argv, self.port, self.log_path = argv, port, log
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
         self.process: subprocess.Popen[bytes] | None = None
+        self.api_path = api_path  # where the OpenAI API is: /v1, or /llm/v1 (the Django face)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api(self) -> str:
+        """The OpenAI base URL (what the openai client takes as base_url)."""
+        return self.url + self.api_path
 
     def start(self) -> Server:
         log = self.log_path.open("ab")
@@ -107,8 +120,19 @@ def wait_for_http(url: str, timeout: float = 60.0) -> None:
     raise RuntimeError(f"{url} did not answer 200 within {timeout} s")
 
 
-def daphne(tmp: Path, env: Mapping[str, str], port: int | None = None) -> Server:
+FACES = {
+    # face: (ASGI application, settings, API path)
+    "fast": ("project.asgi:application", "project.settings", "/v1"),
+    "django": ("project.asgi_django:application", "project.settings_django", "/llm/v1"),
+}
+
+
+def daphne(
+    tmp: Path, env: Mapping[str, str], port: int | None = None, face: str = "fast"
+) -> Server:
+    """daphne serving the example project: the ASGI fast path, or the Django face alone."""
     port = port or free_port()
+    application, settings, api_path = FACES[face]
     argv = [
         sys.executable,
         "-m",
@@ -117,10 +141,10 @@ def daphne(tmp: Path, env: Mapping[str, str], port: int | None = None) -> Server
         "127.0.0.1",
         "-p",
         str(port),
-        "project.asgi:application",
+        application,
     ]
-    env = {"DJANGO_SETTINGS_MODULE": "project.settings", **env}
-    return Server(argv, port, env, tmp / f"daphne-{port}.log")
+    env = {"DJANGO_SETTINGS_MODULE": settings, **env}
+    return Server(argv, port, env, tmp / f"daphne-{face}-{port}.log", api_path)
 
 
 def client(server: Server, **kwargs: object) -> httpx.Client:

@@ -8,8 +8,8 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from llm_gateway.middleware.auth import AuthMiddleware
-from llm_gateway.middleware.errors import ErrorMiddleware
+from llm_gateway.asgi.auth import AuthMiddleware
+from llm_gateway.asgi.errors import ErrorMiddleware
 from llm_gateway.models import ApiKey
 
 from .asgi_helpers import call, http_scope, ok_app

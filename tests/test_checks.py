@@ -27,3 +27,47 @@ def test_each_misconfiguration_has_its_id():
     assert "llm_gateway.W002" in ids(
         LLM_GATEWAY_UPSTREAM_URL="http://x/v1", LLM_GATEWAY_API_KEYS="short"
     )
+
+
+def test_values_that_cannot_be_parsed_fail_at_start_up():
+    for name, value in [
+        ("LLM_GATEWAY_LOG_RESPONSES", "maybe"),
+        ("LLM_GATEWAY_POOL_SIZE", "lots"),
+        ("LLM_GATEWAY_RELAY_PREFIX", "v1"),
+        ("LLM_GATEWAY_ALLOW_UNAUTHENTICATED", "sure"),
+    ]:
+        assert ids(LLM_GATEWAY_UPSTREAM_URL="http://x/v1", **{name: value}) == {
+            "llm_gateway.E003"
+        }, name
+
+
+def test_an_unguarded_relay_prefix_is_an_error_and_an_open_gateway_a_warning():
+    url = {"LLM_GATEWAY_UPSTREAM_URL": "http://x/v1"}
+    assert ids(**url, LLM_GATEWAY_AUTH_PREFIXES="/v1/chat") == {"llm_gateway.E004"}
+    assert ids(**url, LLM_GATEWAY_AUTH_PREFIXES="/api") == {"llm_gateway.E004"}
+    assert ids(**url, LLM_GATEWAY_AUTH_PREFIXES="/api,/v1") == set()
+    # the Django face's urls are included at / in the example project: /v1/ is checked too
+    assert ids(**url, LLM_GATEWAY_RELAY_PREFIX="off", LLM_GATEWAY_AUTH_PREFIXES="/x") == {
+        "llm_gateway.E004"
+    }
+    assert ids(**url, LLM_GATEWAY_AUTH_PREFIXES="/api", LLM_GATEWAY_ALLOW_UNAUTHENTICATED=True) == {
+        "llm_gateway.W003"
+    }
+
+
+def test_middleware_that_hurts_streams_is_reported():
+    from django.conf import settings
+
+    url = {"LLM_GATEWAY_UPSTREAM_URL": "http://x/v1"}
+    gzip = [*settings.MIDDLEWARE, "django.middleware.gzip.GZipMiddleware"]
+    assert ids(**url, MIDDLEWARE=gzip) == {"llm_gateway.W004"}
+    sync_only = [*settings.MIDDLEWARE, "tests.test_checks.SyncOnly"]
+    assert ids(**url, MIDDLEWARE=sync_only) == {"llm_gateway.W005"}
+
+
+class SyncOnly:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)

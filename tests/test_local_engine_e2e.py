@@ -16,6 +16,7 @@ import pytest
 from llm_gateway.local_engine import MODEL_ALIAS, LocalEngineUnavailable, engine_argv
 
 from . import servers
+from .waiting import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -100,12 +101,13 @@ def test_stream_without_usage_chunk_is_fine(client, llama_gateway):
     )
     chunks = list(stream)
     assert chunks and all(c.usage is None for c in chunks)  # llama.cpp sends none
-    time.sleep(0.2)
-    (line,) = [
-        line
-        for line in llama_gateway.output().splitlines()
-        if "llama-usage-1" in line and "stream end=" in line
-    ]
+    (line,) = wait_until(
+        lambda: [
+            line
+            for line in llama_gateway.output().splitlines()
+            if "llama-usage-1" in line and "stream end=" in line
+        ]
+    )
     assert "stream end=done" in line and "usage=unknown" in line
     # llama-cpp-python's server frames events with CRLF: the log still has what the client got
     received = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)

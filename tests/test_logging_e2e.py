@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import openai
 import pytest
 
 from . import servers
+from .waiting import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -69,7 +69,9 @@ def test_logs_carry_ids_content_and_no_keys(logged_gateway, api_key):
         base + "/models",
         headers={"Authorization": "Bearer sk-wrong-key-in-log-test", "X-Request-Id": "req-401-5"},
     )
-    time.sleep(0.3)
+    wait_until(
+        lambda: '"req-401-5"' in logged_gateway.output() or "req-401-5]" in logged_gateway.output()
+    )
     output = logged_gateway.output()
     lines = lines_of(logged_gateway)
 

@@ -19,8 +19,14 @@ CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]}
 FULL_TEXT = "Hello wörld 🙂 ünïcode text"
 
 
+@pytest.fixture
+def gateway(face_gateway):
+    """Every test here runs against both faces: the ASGI fast path and the Django face."""
+    return face_gateway
+
+
 def sdk(gateway, api_key, **kwargs):
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key=api_key, max_retries=0, **kwargs)
+    return openai.OpenAI(base_url=gateway.api, api_key=api_key, max_retries=0, **kwargs)
 
 
 def wait_until(predicate, timeout=2.0):
@@ -54,7 +60,7 @@ def test_streaming_with_the_sync_and_async_clients(gateway, api_key):
     assert chunks[-1].usage.total_tokens == 12
 
     async def run():
-        client = openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=api_key, max_retries=0)
+        client = openai.AsyncOpenAI(base_url=gateway.api, api_key=api_key, max_retries=0)
         text = ""
         async for chunk in await client.chat.completions.create(**CHAT, stream=True):
             text += chunk.choices[0].delta.content or ""
@@ -92,7 +98,7 @@ def test_streamed_bytes_are_identical_to_the_engines(gateway, upstream, api_key,
         upstream.url + "/v1/chat/completions", content=body, headers=headers
     ).content
     via = httpx.post(
-        gateway.url + "/v1/chat/completions",
+        gateway.api + "/chat/completions",
         content=body,
         headers={**headers, "Authorization": f"Bearer {api_key}"},
     )
@@ -107,7 +113,7 @@ def test_chunks_are_not_batched(gateway, api_key):
     headers = {"Authorization": f"Bearer {api_key}", "X-Fake-Chunks": "4", "X-Fake-Delay-Ms": "150"}
     arrivals = []
     with httpx.stream(
-        "POST", gateway.url + "/v1/chat/completions", json={**CHAT, "stream": True}, headers=headers
+        "POST", gateway.api + "/chat/completions", json={**CHAT, "stream": True}, headers=headers
     ) as r:
         for _ in r.iter_raw():
             arrivals.append(time.monotonic())
@@ -135,7 +141,7 @@ def test_request_body_goes_upstream_byte_for_byte(gateway, api_key, fake_request
         b'"content":"caf\\u00e9 \xc3\xa9"}],"x":1.50}'
     )
     r = httpx.post(
-        gateway.url + "/v1/chat/completions",
+        gateway.api + "/chat/completions",
         content=body,
         headers={"Authorization": f"Bearer {api_key}"},
     )
@@ -145,9 +151,9 @@ def test_request_body_goes_upstream_byte_for_byte(gateway, api_key, fake_request
 
 def test_catch_all_relays_any_path_method_and_query(gateway, api_key, fake_requests):
     auth = {"Authorization": f"Bearer {api_key}"}
-    r = httpx.request("DELETE", gateway.url + "/v1/files/abc?purpose=x&y=%20", headers=auth)
+    r = httpx.request("DELETE", gateway.api + "/files/abc?purpose=x&y=%20", headers=auth)
     assert r.json() == {"method": "DELETE", "path": "/v1/files/abc?purpose=x&y=%20", "body": ""}
-    r = httpx.post(gateway.url + "/v1/audio/anything", content=b"\x00\x01binary", headers=auth)
+    r = httpx.post(gateway.api + "/audio/anything", content=b"\x00\x01binary", headers=auth)
     assert r.status_code == 200 and r.json()["path"] == "/v1/audio/anything"
     seen = fake_requests()[0]["headers"]
     assert seen["authorization"] == "Bearer sk-upstream-secret-never-shown"
@@ -159,7 +165,7 @@ def test_hop_by_hop_headers_and_client_credentials_stay_behind(gateway, api_key,
         "Proxy-Authorization: Basic c2VjcmV0\r\nUpgrade: h2c\r\nTrailer: X-T\r\n"
         "Accept-Encoding: gzip\r\nX-Custom: kept\r\n"
     )
-    sock = _raw_request(gateway.port, CHAT, extra)
+    sock = _raw_request(gateway, CHAT, extra)
     assert sock.recv(65536).startswith(b"HTTP/1.1 200")
     sock.close()
     seen = wait_until(lambda: fake_requests())[0]["headers"]
@@ -187,7 +193,7 @@ def error_of(response):
 )
 def test_invalid_json_is_a_400(gateway, api_key, fake_requests, body, fragment):
     r = httpx.post(
-        gateway.url + "/v1/chat/completions",
+        gateway.api + "/chat/completions",
         content=body,
         headers={"Authorization": f"Bearer {api_key}"},
     )
@@ -200,7 +206,7 @@ def test_invalid_json_is_a_400(gateway, api_key, fake_requests, body, fragment):
 def test_too_large_body_is_a_413(gateway, api_key, fake_requests):
     big = b'{"model": "m", "pad": "' + b"x" * 70_000 + b'"}'
     r = httpx.post(
-        gateway.url + "/v1/chat/completions",
+        gateway.api + "/chat/completions",
         content=big,
         headers={"Authorization": f"Bearer {api_key}"},
     )
@@ -211,7 +217,7 @@ def test_too_large_body_is_a_413(gateway, api_key, fake_requests):
             yield b"x" * 5000
 
     r = httpx.post(
-        gateway.url + "/v1/embeddings",
+        gateway.api + "/embeddings",
         content=chunked(),
         headers={"Authorization": f"Bearer {api_key}"},
     )
@@ -264,11 +270,12 @@ def test_engine_errors_become_openai_errors(gateway, api_key, fake_status, kind,
 
 def test_rate_limit_keeps_retry_after(gateway, api_key, upstream):
     r = httpx.post(
-        gateway.url + "/v1/chat/completions",
+        gateway.api + "/chat/completions",
         json=CHAT,
         headers={"Authorization": f"Bearer {api_key}", "X-Fake-Status": "429"},
     )
     assert r.status_code == 429 and error_of(r)["code"] == "fake_code"
+    assert r.headers["retry-after"] == "7"  # the engine's, passed on
 
 
 def test_client_auth_error_is_an_authentication_error(gateway):
@@ -305,7 +312,7 @@ def test_connection_dropped_after_done_is_not_an_error(gateway, api_key):
     )
     assert "".join(c.choices[0].delta.content or "" for c in stream) == "Hello wörld 🙂 ünïcode"
     raw = httpx.post(
-        gateway.url + "/v1/chat/completions",
+        gateway.api + "/chat/completions",
         json={**CHAT, "stream": True},
         headers={**headers, "Authorization": f"Bearer {api_key}"},
     ).content
@@ -321,11 +328,12 @@ def test_stream_that_stalls_ends_with_a_timeout_event(gateway, api_key):
     assert info.value.body["code"] == "upstream_timeout"
 
 
-def _raw_request(port, payload, extra_headers=""):
-    sock = socket.create_connection(("127.0.0.1", port))
+def _raw_request(gateway, payload, extra_headers=""):
+    sock = socket.create_connection(("127.0.0.1", gateway.port))
     body = json.dumps(payload).encode()
     sock.sendall(
-        f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"POST {gateway.api_path}/chat/completions HTTP/1.1\r\nHost: localhost\r\n"
+        "Content-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n{extra_headers}\r\n".encode()
         + body
     )
@@ -334,7 +342,7 @@ def _raw_request(port, payload, extra_headers=""):
 
 def test_client_disconnect_mid_stream_closes_the_upstream_request(gateway, api_key, fake_requests):
     headers = f"Authorization: Bearer {api_key}\r\nX-Fake-Chunks: 100\r\nX-Fake-Delay-Ms: 50\r\n"
-    sock = _raw_request(gateway.port, {**CHAT, "stream": True}, headers)
+    sock = _raw_request(gateway, {**CHAT, "stream": True}, headers)
     assert b"data:" in sock.recv(65536)
     closed_at = time.time()
     sock.close()
@@ -350,7 +358,7 @@ def test_client_disconnect_while_waiting_closes_the_upstream_request(
     gateway, api_key, fake_requests
 ):
     headers = f"Authorization: Bearer {api_key}\r\nX-Fake-Sleep-Ms: 1500\r\n"
-    sock = _raw_request(gateway.port, CHAT, headers)
+    sock = _raw_request(gateway, CHAT, headers)
     assert wait_until(lambda: fake_requests(), timeout=2)
     closed_at = time.time()
     sock.close()

@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from llm_gateway.middleware.request_id import RequestIdMiddleware
+from llm_gateway.asgi.request_id import RequestIdMiddleware
 from llm_gateway.request_id import choose, get_request_id, is_valid
 
 from .asgi_helpers import call, http_scope

@@ -17,6 +17,7 @@ import pytest
 from llm_gateway.run import _take_option
 
 from . import servers
+from .waiting import wait_until
 
 
 def test_take_option_forms():
@@ -69,9 +70,12 @@ def test_two_workers_share_one_port(gateway_env, server_logs, api_key):
 
         with ThreadPoolExecutor(8) as pool:
             assert set(pool.map(call, range(200))) == {200}
-        time.sleep(0.3)
-        lines = [json.loads(line) for line in server.output().splitlines() if line.startswith("{")]
-        served = {line["process"] for line in lines if line.get("logger") == "llm_gateway.access"}
+
+        def served_by() -> set[int]:
+            lines = [json.loads(x) for x in server.output().splitlines() if x.startswith("{")]
+            return {x["process"] for x in lines if x.get("logger") == "llm_gateway.access"}
+
+        served = wait_until(lambda: served_by() == set(workers) and served_by()) or served_by()
         assert served == set(workers), (served, workers)
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=15) == 0

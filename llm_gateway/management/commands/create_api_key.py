@@ -6,6 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from llm_gateway import keys
 from llm_gateway.models import ApiKey
 
 
@@ -33,6 +34,6 @@ class Command(BaseCommand):
             expires_at = timezone.now() + dt.timedelta(days=expires_in_days)
         key, raw = ApiKey.create(name, expires_at=expires_at)
         until = f", expires {key.expires_at.isoformat()}" if key.expires_at else ""
-        self.stderr.write(f"Created API key {key.name!r} (sk-{key.prefix}-…){until}.")
+        self.stderr.write(f"Created API key {key.name!r} ({keys.display(key.prefix)}){until}.")
         self.stderr.write("Store it now: it is shown only this once.")
         self.stdout.write(raw)

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from llm_gateway import keys
 from llm_gateway.models import ApiKey
 
 
@@ -20,7 +21,7 @@ class Command(BaseCommand):
             rows.append(
                 (
                     key.name,
-                    f"sk-{key.prefix}-…",
+                    keys.display(key.prefix),
                     key.status,
                     _date(key.created_at),
                     _date(key.last_used_at),

@@ -5,6 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Q
 
+from llm_gateway import keys
 from llm_gateway.models import ApiKey
 
 
@@ -31,4 +32,4 @@ class Command(BaseCommand):
             )
             return
         key.revoke()
-        self.stdout.write(f"Revoked API key {key.name!r} (sk-{key.prefix}-…).")
+        self.stdout.write(f"Revoked API key {key.name!r} ({keys.display(key.prefix)}).")

@@ -1,4 +1,4 @@
-"""Server-sent events: an incremental decoder and OpenAI content extraction. No Django imports.
+"""Server-sent events: an incremental decoder (WHATWG) and an encoder. No Django imports.
 
 The decoder follows WHATWG HTML, "9.2.6 Interpreting an event stream": bytes are split into
 lines *before* UTF-8 decoding (a character split across chunks survives; vLLM decoded each
@@ -55,22 +55,18 @@ class SSEDecoder:
         self._idle = True  # no state carried over from earlier chunks
 
     def decode_chunk(self, chunk: bytes) -> list[ServerSentEvent]:
+        """The events this chunk completes, by the general rules."""
         if not chunk:
             return []
-        payloads = self.whole_data_payloads(chunk)
-        if payloads is not None:
-            last_id = self._last_id
-            return [
-                ServerSentEvent("message", p.decode("utf-8", "replace"), last_id) for p in payloads
-            ]
         return self._decode_general(chunk)
 
     def data_payloads(self, chunk: bytes) -> list[bytes]:
-        """The data of each event this chunk completes, as bytes (what a tap parses): cut
-        out by the fast path, or the general rules' events encoded again."""
+        """The data of each event this chunk completes, as bytes (what a reader parses): cut
+        out directly when the chunk is what engines send (``_whole_data_payloads``), else the
+        general rules' events encoded again. The one entry point of the fast path."""
         if not chunk:
             return []
-        payloads = self.whole_data_payloads(chunk)
+        payloads = self._whole_data_payloads(chunk)
         if payloads is None:
             payloads = [event.data.encode() for event in self._decode_general(chunk)]
         return payloads
@@ -104,13 +100,13 @@ class SSEDecoder:
         )
         return events
 
-    def whole_data_payloads(self, chunk: bytes) -> list[bytes] | None:
+    def _whole_data_payloads(self, chunk: bytes) -> list[bytes] | None:
         """The data of each event, when the chunk is what engines send in practice: whole
         events of one ``data: `` line each, all LF-ended or all CRLF-ended (sse-starlette,
         as in llama-cpp-python's server), and no state is carried from earlier chunks. The
         general rules then give exactly these events, so they are cut out directly (the
         decoder's fast path; a tap can parse the bytes without building events). Anything
-        else: None, and the chunk must go through ``decode_chunk``.
+        else: None, and the chunk takes the general rules.
         """
         if not self._idle or not chunk.startswith(b"data: "):
             return None
@@ -154,64 +150,6 @@ class SSEDecoder:
         if not data:
             return None
         return ServerSentEvent(event or "message", "\n".join(data), self._last_id, retry)
-
-
-def _choices(payload: dict[str, Any]) -> list[Any]:
-    choices = payload.get("choices")
-    return choices if isinstance(choices, list) else []
-
-
-def _delta(choice: Any) -> dict[str, Any]:
-    delta = choice.get("delta") if isinstance(choice, dict) else None
-    return delta if isinstance(delta, dict) else {}
-
-
-def extract_content(payload: dict[str, Any]) -> str:
-    """The output text a streamed chunk carries: chat and completion chunks, Responses deltas."""
-    if not isinstance(payload, dict):
-        return ""
-    if payload.get("type") == "response.output_text.delta":
-        delta = payload.get("delta")
-        return delta if isinstance(delta, str) else ""
-    parts: list[str] = []
-    for choice in _choices(payload):
-        content = _delta(choice).get("content")
-        if isinstance(content, str):
-            parts.append(content)
-        elif isinstance(choice, dict) and isinstance(choice.get("text"), str):
-            parts.append(choice["text"])
-    return "".join(parts)
-
-
-_REASONING_EVENTS = ("response.reasoning_text.delta", "response.reasoning_summary_text.delta")
-
-
-def extract_reasoning(payload: dict[str, Any]) -> str:
-    """Reasoning text (``reasoning_content`` / ``reasoning`` deltas), kept apart from content."""
-    if not isinstance(payload, dict):
-        return ""
-    if payload.get("type") in _REASONING_EVENTS:
-        delta = payload.get("delta")
-        return delta if isinstance(delta, str) else ""
-    parts = []
-    for choice in _choices(payload):
-        delta = _delta(choice)
-        text = delta.get("reasoning_content") or delta.get("reasoning")
-        if isinstance(text, str):
-            parts.append(text)
-    return "".join(parts)
-
-
-def extract_tool_calls(payload: dict[str, Any]) -> list[dict[str, Any]]:
-    """Tool-call deltas of a chat chunk, in order (fragments of arguments, not joined)."""
-    calls: list[dict[str, Any]] = []
-    if not isinstance(payload, dict):
-        return calls
-    for choice in _choices(payload):
-        tool_calls = _delta(choice).get("tool_calls")
-        if isinstance(tool_calls, list):
-            calls.extend(c for c in tool_calls if isinstance(c, dict))
-    return calls
 
 
 def encode_event(data: str | bytes, event: str | None = None) -> bytes:

@@ -1,7 +1,7 @@
 import pytest
 from django.test import override_settings
 
-from llm_gateway.watchdog import watchdog
+from llm_gateway import gateway
 
 
 @override_settings(LLM_GATEWAY_UPSTREAM_URL="")
@@ -13,9 +13,10 @@ def test_health_without_an_engine_is_ok(client):
 @pytest.mark.parametrize(("state", "status"), [("alive", 200), ("unknown", 200), ("dead", 503)])
 @override_settings(LLM_GATEWAY_UPSTREAM_URL="http://127.0.0.1:9/v1")
 def test_health_reports_the_engine_state(client, monkeypatch, state, status):
-    monkeypatch.setattr(watchdog, "ensure_started", lambda: None)
-    watchdog.status.state = state
-    watchdog.status.reason = "gone" if state == "dead" else ""
+    (upstream,) = gateway.get_relay().pool.upstreams
+    monkeypatch.setattr(upstream.health, "ensure_started", lambda: None)
+    upstream.health.status.state = state
+    upstream.health.status.reason = "gone" if state == "dead" else ""
     response = client.get("/health")
     assert response.status_code == status
     assert response.json()["engine"]["state"] == state

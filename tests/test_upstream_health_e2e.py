@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from . import servers
+from .waiting import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -63,9 +64,12 @@ def test_engine_without_health_endpoint_is_probed_on_models(server_logs, gateway
         server_logs, {**gateway_env, **FAST, "LLM_GATEWAY_UPSTREAM_URL": engine.url + "/v1"}
     ).start()
     try:
-        time.sleep(0.6)
-        r = httpx.get(gateway.url + "/health")
-        assert r.status_code == 200 and r.json()["engine"]["state"] == "alive"
+        r = wait_until(
+            lambda: (
+                (r := httpx.get(gateway.url + "/health")).json()["engine"]["state"] == "alive" and r
+            )
+        )
+        assert r and r.status_code == 200
     finally:
         gateway.stop()
         engine.stop()
@@ -113,8 +117,12 @@ def test_busy_engine_is_not_probed(engine, gateway_env, server_logs, api_key):
     gateway = servers.daphne(server_logs, env).start()
     try:
         poll(gateway.url + "/health", 200)
-        time.sleep(1.0)
-        idle = httpx.get(engine.url + "/_fake/probes").json()
+        idle = wait_until(
+            lambda: (
+                len(httpx.get(engine.url + "/_fake/probes").json()) >= 3
+                and httpx.get(engine.url + "/_fake/probes").json()
+            )
+        )
         assert len(idle) >= 3  # idle: probed every 0.2 s
         headers = {
             "Authorization": f"Bearer {api_key}",

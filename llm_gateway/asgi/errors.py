@@ -7,32 +7,11 @@ logged and the response closed.
 
 from __future__ import annotations
 
-import logging
-import time
-
-from ..errors import GatewayError
+from ..errors import GatewayError, log_server_error, logger
 from ..types import ASGIApp, Message, Receive, Scope, Send
-
-logger = logging.getLogger("llm_gateway.errors")
 
 # Close codes for WebSocket rejections: 4000 + the HTTP status they stand for.
 WS_CLOSE_BASE = 4000
-
-# With the engine dead every request fails the same way: one line per kind per second.
-_LOG_INTERVAL = 1.0
-_last_logged: dict[tuple[str, int], tuple[float, int]] = {}
-
-
-def log_server_error(scope: Scope, error: GatewayError) -> None:
-    key = (type(error).__name__, error.status)
-    now = time.monotonic()
-    last, suppressed = _last_logged.get(key, (-_LOG_INTERVAL, 0))
-    if now - last < _LOG_INTERVAL:
-        _last_logged[key] = (last, suppressed + 1)
-        return
-    _last_logged[key] = (now, 0)
-    more = f" (and {suppressed} more like it)" if suppressed else ""
-    logger.warning("%s %s -> %d: %s%s", scope["method"], scope["path"], error.status, error, more)
 
 
 async def send_error(send: Send, error: GatewayError) -> None:
@@ -72,7 +51,7 @@ class ErrorMiddleware:
                 logger.warning("error after the response started: %s", exc.message)
                 return
             if exc.status >= 500:
-                log_server_error(scope, exc)
+                log_server_error(scope["method"], scope["path"], exc)
             await send_error(send, exc)
         except Exception:
             logger.exception("unhandled error in %s %s", scope["method"], scope["path"])

@@ -1,4 +1,4 @@
-"""Request and response logging for the relay (``LLM_GATEWAY_LOG_RESPONSES``).
+"""Request and response logging for the relay (``LLM_GATEWAY_LOG_RESPONSES``), an observer.
 
 Streams are tapped as they pass: chunks are read *after* they were sent, content is joined
 up to ``LLM_GATEWAY_LOG_MAX_CHARS`` and one line is written when the stream ends, however it
@@ -11,8 +11,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .chunk_fields import Chunk, chunk_text, decode_chunks
-from .sse import SSEDecoder
+from ..conf import conf
+from ..core.hooks import Observer, Tap
+from ..core.record import RequestRecord
+from ..core.request import GatewayRequest
+from ..sse.chunks import Chunk, chunk_text, decode_chunks, finish_reason
+from ..sse.decoder import SSEDecoder
 
 logger = logging.getLogger("llm_gateway.responses")
 MARKER = "...[truncated]"
@@ -117,20 +121,9 @@ class StreamTap:
     def _observe(self, chunks: list[Chunk]) -> None:
         parts, room, truncated = self._parts, self._limit - self._size, self._truncated
         for chunk in chunks:
-            choices = chunk.choices
-            if len(choices) == 1:  # the common case, chunk_text inlined
-                choice = choices[0]
-                delta = choice.delta
-                if delta is not None and delta.content is not None:
-                    text = delta.content
-                else:
-                    text = choice.text or ""
-                if choice.finish_reason is not None:
-                    self.finish_reason = choice.finish_reason
-            else:
-                text = chunk_text(chunk)
-                if choices and choices[0].finish_reason is not None:
-                    self.finish_reason = choices[0].finish_reason
+            text = chunk_text(chunk)
+            if (reason := finish_reason(chunk)) is not None:
+                self.finish_reason = reason
             if chunk.usage:
                 self.usage = chunk.usage
             if text and not truncated:
@@ -169,3 +162,62 @@ class StreamTap:
             return "unknown"
         keys = ("prompt_tokens", "completion_tokens", "total_tokens")
         return "/".join(str(usage.get(k, "?")) for k in keys)
+
+
+class _BodyTap:
+    """A whole (or passed-through) body, kept up to the limit, logged as one line."""
+
+    __slots__ = ("_parts", "_size", "_limit")
+
+    def __init__(self, limit: int) -> None:
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._limit = limit
+
+    def feed(self, data: bytes) -> None:
+        if self._size <= self._limit * 4:  # UTF-8: at most 4 bytes per character
+            self._parts.append(data)
+            self._size += len(data)
+
+    def log(self, status: int) -> None:
+        log_body(status, b"".join(self._parts), self._limit)
+
+
+class ResponseTap(Tap):
+    """Chooses how to read the answer once the core knows whether it is a stream."""
+
+    __slots__ = ("_record", "_limit", "_stream", "_body")
+
+    def __init__(self, record: RequestRecord, limit: int) -> None:
+        self._record = record
+        self._limit = limit
+        self._stream: StreamTap | None = None
+        self._body: _BodyTap | None = None
+
+    def feed(self, data: bytes) -> None:
+        if self._record.stream and self._record.status < 400:
+            if self._stream is None:
+                self._stream = StreamTap(self._limit)
+            self._stream.feed(data)
+        else:
+            if self._body is None:
+                self._body = _BodyTap(self._limit)
+            self._body.feed(data)
+
+    def finish(self, record: RequestRecord) -> None:
+        if self._stream is not None:
+            self._stream.log(record.ending or "client_disconnected")
+        elif self._body is not None:
+            self._body.log(record.status)
+        elif record.stream:
+            StreamTap(self._limit).log(record.ending or "client_disconnected")
+
+
+class ResponseLog(Observer):
+    """Logs each request as it arrives, and its answer once it ended (when turned on)."""
+
+    def begin(self, request: GatewayRequest, record: RequestRecord) -> Tap | None:
+        if not conf.LOG_RESPONSES or not enabled():
+            return None
+        log_request(request.method, request.path, request.payload, len(request.body))
+        return ResponseTap(record, conf.LOG_MAX_CHARS)

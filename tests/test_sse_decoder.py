@@ -2,13 +2,10 @@
 
 import pytest
 
-from llm_gateway.sse import (
+from llm_gateway.sse.decoder import (
     ServerSentEvent,
     SSEDecoder,
     encode_event,
-    extract_content,
-    extract_reasoning,
-    extract_tool_calls,
 )
 
 E = ServerSentEvent
@@ -89,40 +86,6 @@ def test_encode_event_round_trips():
     assert decode_all([raw]) == [E("error", "line1\nline2")]
 
 
-def test_extract_content_chat_completion_and_responses():
-    chat = {
-        "object": "chat.completion.chunk",
-        "choices": [{"index": 0, "delta": {"content": "Hi"}}],
-    }
-    assert extract_content(chat) == "Hi"
-    assert extract_content({"choices": [{"delta": {"role": "assistant"}}]}) == ""
-    assert extract_content({"object": "text_completion", "choices": [{"text": "abc"}]}) == "abc"
-    assert extract_content({"type": "response.output_text.delta", "delta": "xyz"}) == "xyz"
-    assert extract_content({"type": "response.created", "response": {}}) == ""
-    assert extract_content({"choices": []}) == ""
-    assert extract_content({"choices": "bad"}) == ""
-
-
-def test_reasoning_and_tool_calls_are_kept_apart_from_content():
-    chunk = {
-        "choices": [
-            {
-                "delta": {
-                    "reasoning_content": "think",
-                    "tool_calls": [{"index": 0, "function": {"name": "f", "arguments": '{"a"'}}],
-                }
-            }
-        ]
-    }
-    assert extract_content(chunk) == ""
-    assert extract_reasoning(chunk) == "think"
-    assert extract_reasoning({"choices": [{"delta": {"reasoning": "r"}}]}) == "r"
-    assert extract_reasoning({"type": "response.reasoning_text.delta", "delta": "rt"}) == "rt"
-    assert extract_tool_calls(chunk) == [
-        {"index": 0, "function": {"name": "f", "arguments": '{"a"'}}
-    ]
-
-
 FAST_PATH_CHUNKS = [
     b"data: a\n\n",
     b"data: a\n\ndata: b\n\ndata: [DONE]\n\n",
@@ -147,26 +110,26 @@ FAST_PATH_CHUNKS = [
 
 @pytest.mark.parametrize("chunk", FAST_PATH_CHUNKS)
 def test_fast_path_gives_the_general_rules_data_or_declines(chunk):
-    payloads = SSEDecoder().whole_data_payloads(chunk)
+    payloads = SSEDecoder()._whole_data_payloads(chunk)
     general = [e.data.encode() for e in SSEDecoder()._decode_general(chunk)]
     assert payloads is None or payloads == general
 
 
 def test_fast_path_takes_the_chunks_engines_send():
     decoder = SSEDecoder()
-    assert decoder.whole_data_payloads(b"data: a\n\ndata: {}\n\n") == [b"a", b"{}"]
-    assert decoder.whole_data_payloads(b"data: [DONE]\n\n") == [b"[DONE]"]
-    assert decoder.whole_data_payloads(b"data: a\r\n\r\ndata: {}\r\n\r\n") == [b"a", b"{}"]
+    assert decoder._whole_data_payloads(b"data: a\n\ndata: {}\n\n") == [b"a", b"{}"]
+    assert decoder._whole_data_payloads(b"data: [DONE]\n\n") == [b"[DONE]"]
+    assert decoder._whole_data_payloads(b"data: a\r\n\r\ndata: {}\r\n\r\n") == [b"a", b"{}"]
 
 
 def test_fast_path_declines_while_state_is_carried_over():
     decoder = SSEDecoder()
     assert decoder.decode_chunk(b"data: a") == []  # a line is pending
-    assert decoder.whole_data_payloads(b"data: b\n\n") is None
+    assert decoder._whole_data_payloads(b"data: b\n\n") is None
     assert decoder.decode_chunk(b"\n\n") == [E(data="a")]
-    assert decoder.whole_data_payloads(b"data: b\n\n") == [b"b"]
+    assert decoder._whole_data_payloads(b"data: b\n\n") == [b"b"]
     decoder.decode_chunk(b"id: 9\ndata: c\n")  # an event is pending
-    assert decoder.whole_data_payloads(b"data: d\n\n") is None
+    assert decoder._whole_data_payloads(b"data: d\n\n") is None
 
 
 class GeneralOnly(SSEDecoder):
@@ -174,7 +137,7 @@ class GeneralOnly(SSEDecoder):
 
     __slots__ = ()
 
-    def whole_data_payloads(self, chunk):
+    def _whole_data_payloads(self, chunk):
         return None
 
 
@@ -199,8 +162,9 @@ def test_fast_path_matches_the_general_rules_on_random_streams():
             cut = rng.randint(0, len(raw))
             chunks = [raw[:cut], raw[cut:]]
         fast, general = SSEDecoder(), GeneralOnly()
-        got = [e for c in chunks for e in fast.decode_chunk(c)]
-        want = [e for c in chunks for e in general.decode_chunk(c)]
+        # Bytes the fast path cuts out raw, the general rules decode (bad bytes: U+FFFD).
+        got = [p.decode("utf-8", "replace") for c in chunks for p in fast.data_payloads(c)]
+        want = [p.decode("utf-8", "replace") for c in chunks for p in general.data_payloads(c)]
         assert got == want, chunks
 
 

@@ -2,9 +2,9 @@ import asyncio
 import json
 import logging
 
+from llm_gateway import errors as errors_middleware
+from llm_gateway.asgi.errors import ErrorMiddleware
 from llm_gateway.errors import EngineDeadError
-from llm_gateway.middleware import errors as errors_middleware
-from llm_gateway.middleware.errors import ErrorMiddleware
 
 from .asgi_helpers import call, http_scope
 
@@ -28,7 +28,8 @@ def test_gateway_errors_become_json_and_a_dead_engine_logs_once_a_second(caplog,
         results = asyncio.run(many())
     assert {r[0] for r in results} == {503}
     assert json.loads(results[0][2])["error"]["code"] == "engine_unavailable"
-    assert len(caplog.records) == 1
+    (record,) = caplog.records
+    assert record.getMessage() == "GET /v1/models -> 503: The engine is unavailable: gone."
 
 
 def test_unexpected_exception_is_a_json_500_without_details(caplog):
@@ -37,4 +38,6 @@ def test_unexpected_exception_is_a_json_500_without_details(caplog):
     assert status == 500 and headers[b"content-type"] == [b"application/json"]
     error = json.loads(body)["error"]
     assert error["message"] == "Internal server error." and "/secret/path" not in body.decode()
+    (record,) = caplog.records  # the details go to the log, not to the client
+    assert record.getMessage().startswith("unhandled error in") and record.exc_info
     assert caplog.records  # the traceback goes to the log, not to the client

@@ -1,13 +1,29 @@
-"""The struct fast path reads what the general dict reading (sse.extract_content) reads."""
+"""The struct fast path and the lenient path read what a dict reading written apart reads."""
 
 import json
 
 import orjson
 import pytest
 
-from llm_gateway import chunk_fields
-from llm_gateway.chunk_fields import chunk_text, decode_chunks
-from llm_gateway.sse import extract_content
+from llm_gateway.sse import chunks as chunk_fields
+from llm_gateway.sse.chunks import chunk_text, decode_chunks
+
+
+def reference_text(data):
+    """A chunk's text read from a dict, written apart from llm_gateway.sse.chunks."""
+    if not isinstance(data, dict):
+        return ""
+    if data.get("type") == "response.output_text.delta":
+        return data["delta"] if isinstance(data.get("delta"), str) else ""
+    parts = []
+    for choice in data.get("choices") if isinstance(data.get("choices"), list) else []:
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        content = delta.get("content") if isinstance(delta, dict) else None
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(choice, dict) and isinstance(choice.get("text"), str):
+            parts.append(choice["text"])
+    return "".join(parts)
 
 
 def reference(payload: bytes):
@@ -24,7 +40,7 @@ def reference(payload: bytes):
     model, usage = data.get("model"), data.get("usage")
     return (
         model if isinstance(model, str) else None,
-        extract_content(data),
+        reference_text(data),
         str(reason) if reason else None,
         usage if isinstance(usage, dict) and usage else None,
     )

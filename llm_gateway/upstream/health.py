@@ -1,8 +1,10 @@
-"""Engine liveness: a background probe per process, as vLLM's watchdog watches its engine.
+"""Engine liveness: a background probe per replica and process, as vLLM's watchdog watches its
+engine.
 
-The probe is skipped while relayed traffic shows the engine alive (``activity``, bumped by
-the relay): a busy engine is not probed at all, and some engines (llama-cpp-python's server)
-interrupt a running generation when any other request arrives.
+The probe is skipped while the replica has requests in flight or finished one since the last
+look (its ``in_flight`` and ``finished`` counts, kept by the pool's leases): a busy engine is
+not probed at all, and some engines (llama-cpp-python's server) interrupt a running
+generation when any other request arrives.
 
 After ``WATCHDOG_FAILURES`` failed probes in a row the engine is dead: /health answers 503
 and relay requests fail fast with 503 instead of each waiting for a connect timeout. The
@@ -14,17 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import signal
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import aiohttp
 
-from .conf import conf
-from .errors import GatewayError
-from .upstream import upstream
+from ..conf import conf
+from ..errors import GatewayError
+
+if TYPE_CHECKING:
+    from .client import Upstream
 
 logger = logging.getLogger(__name__)
 
@@ -38,12 +44,12 @@ class EngineState:
 
 
 class Watchdog:
-    def __init__(self) -> None:
+    def __init__(self, upstream: Upstream) -> None:
+        self.upstream = upstream
         self.status = EngineState()
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._use_models_path = False
-        self.activity = 0  # bumped by the relay for each upstream answer and stream chunk
 
     @property
     def dead(self) -> bool:
@@ -53,10 +59,12 @@ class Watchdog:
         task = self._task
         if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
             return
-        if not conf.UPSTREAM_URL:
-            return
         self._wake = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        # A context of its own: not the request's that happened to start it (its log lines
+        # would carry that request's id).
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), context=contextvars.Context()
+        )
 
     def poke(self) -> None:
         """Probe now (a relay request could not connect)."""
@@ -69,17 +77,22 @@ class Watchdog:
         while True:
             poked = self._wake.is_set()
             self._wake.clear()
-            if poked or self.activity == seen or self.status.state != "alive":
+            upstream = self.upstream
+            # Traffic is the proof of life; a probe never lands in the middle of a generation.
+            idle = upstream.in_flight == 0
+            quiet = upstream.finished == seen
+            if poked or (idle and (quiet or self.status.state != "alive")):
                 await self.probe_once()
-            seen = self.activity
+            seen = upstream.finished
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), conf.WATCHDOG_INTERVAL)
 
     def _probe_urls(self) -> list[str]:
+        origin = self.upstream.origin
         if conf.HEALTH_PATH:
-            return [upstream.origin() + "/" + conf.HEALTH_PATH.lstrip("/")]
-        models = upstream.base_url() + "/models"
-        return [models] if self._use_models_path else [upstream.origin() + "/health", models]
+            return [origin + "/" + conf.HEALTH_PATH.lstrip("/")]
+        models = self.upstream.url + "/models"
+        return [models] if self._use_models_path else [origin + "/health", models]
 
     async def probe_once(self) -> None:
         reason = ""
@@ -94,22 +107,26 @@ class Watchdog:
     async def _probe(self) -> str:
         """'' when the engine answered well, else why not."""
         timeout = aiohttp.ClientTimeout(total=max(0.5, min(conf.WATCHDOG_INTERVAL, 10.0)))
-        headers = []
-        if key := conf.UPSTREAM_API_KEY:
-            headers.append(("Authorization", f"Bearer {key}"))
         reason = "no probe"
         for url in self._probe_urls():
-            response = await upstream.request(
-                "GET", url, headers=headers, body=None, timeout=timeout
+            answer = await self.upstream.send(
+                "GET",
+                url,
+                headers=self.upstream.auth_headers(),
+                body=None,
+                timeout=timeout,
+                probe=True,
             )
-            async with response:
-                await response.read()
-                if response.status == 404 and not conf.HEALTH_PATH and url.endswith("/health"):
-                    self._use_models_path = True  # llama.cpp's server has no /health
-                    continue
-                if response.status < 500:
-                    return ""
-                reason = f"health probe answered HTTP {response.status}"
+            try:
+                await answer.read()
+            finally:
+                answer.release()
+            if answer.status == 404 and not conf.HEALTH_PATH and url.endswith("/health"):
+                self._use_models_path = True  # llama.cpp's server has no /health
+                continue
+            if answer.status < 500:
+                return ""
+            reason = f"health probe answered HTTP {answer.status}"
         return reason
 
     def _record(self, reason: str) -> None:
@@ -117,14 +134,19 @@ class Watchdog:
         status.checked_at = time.time()
         if not reason:
             if status.state == "dead":
-                logger.warning("engine is alive again")
+                logger.warning("engine %s is alive again", self.upstream.name)
             status.state, status.reason, status.failures = "alive", "", 0
             return
         status.failures += 1
         status.reason = reason
         if status.failures >= conf.WATCHDOG_FAILURES and status.state != "dead":
             status.state = "dead"
-            logger.error("engine declared dead after %d failed probes: %s", status.failures, reason)
+            logger.error(
+                "engine %s declared dead after %d failed probes: %s",
+                self.upstream.name,
+                status.failures,
+                reason,
+            )
             if conf.EXIT_ON_ENGINE_DEATH:
                 logger.error("LLM_GATEWAY_EXIT_ON_ENGINE_DEATH is set: stopping this process")
                 os.kill(os.getpid(), signal.SIGTERM)
@@ -139,6 +161,3 @@ class Watchdog:
     def reset(self) -> None:
         self.status = EngineState()
         self._use_models_path = False
-
-
-watchdog = Watchdog()

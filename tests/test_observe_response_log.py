@@ -2,8 +2,8 @@ import json
 import logging
 import tracemalloc
 
-from llm_gateway import response_log
-from llm_gateway.response_log import MARKER, StreamTap, cut, log_body
+from llm_gateway.observe import response_log
+from llm_gateway.observe.response_log import MARKER, StreamTap, cut, log_body
 
 
 def chunk(content, finish=None, model="m"):
@@ -70,40 +70,6 @@ def test_log_body_marks_binary(caplog):
     ]
 
 
-def test_relay_logs_done_when_the_client_leaves_after_done(caplog):
-    """The client closes right after [DONE], before the engine's end: the stream was done."""
-    import asyncio
-
-    from llm_gateway.relay import relay_stream
-
-    class Content:
-        async def iter_any(self):
-            yield chunk("Hi", "stop") + b"data: [DONE]\n\n"
-            await asyncio.sleep(3600)  # the engine's final empty chunk never comes
-
-    class Response:
-        status = 200
-        raw_headers = [(b"Content-Type", b"text/event-stream")]
-        content = Content()
-
-        def close(self):
-            pass
-
-    async def send(message):
-        pass
-
-    async def run():
-        task = asyncio.ensure_future(relay_stream(Response(), send, StreamTap(100)))
-        await asyncio.sleep(0.05)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-    with caplog.at_level(logging.INFO, "llm_gateway.responses"):
-        asyncio.run(run())
-    (message,) = [r.getMessage() for r in caplog.records]
-    assert message.startswith("stream end=done ") and message.endswith("content=Hi")
-
-
 def test_invalid_utf8_in_an_event_is_logged_like_the_decoder_reads_it():
     """The fast path parses bytes; a bad byte must not drop the event (it becomes U+FFFD)."""
     tap = StreamTap(100)
@@ -168,12 +134,14 @@ def test_enabled_follows_the_logger_level():
         logger.setLevel(previous)
 
 
-def test_tap_reads_random_streams_as_the_decoder_and_extract_content_do(monkeypatch):
+def test_tap_reads_random_streams_as_the_decoder_and_a_dict_reading_do(monkeypatch):
     import random
 
     import orjson
 
-    from llm_gateway.sse import SSEDecoder, extract_content
+    from llm_gateway.sse.decoder import SSEDecoder
+
+    from .test_sse_chunks import reference_text
 
     rng = random.Random(7)
     pieces = [
@@ -207,6 +175,6 @@ def test_tap_reads_random_streams_as_the_decoder_and_extract_content_do(monkeypa
             except orjson.JSONDecodeError:
                 continue
             if isinstance(payload, dict):
-                content += extract_content(payload)
+                content += reference_text(payload)
         expected = cut(content, tap._limit)
         assert (tap.content, tap.chunks, tap.done) == (expected, chunks, done), raw

@@ -1,12 +1,13 @@
-"""The few fields of streamed chunks that the response log needs, read without the rest.
+"""The few fields of streamed chunks the gateway reads, without the rest: the one place that
+says what a chunk's text, finish reason and usage are.
 
-A stream's log line needs the model, the content, the finish reason and the usage of each
-chunk. Parsing every chunk into dicts (ids, timestamps, fingerprints, logprobs and all) cost
+A stream's record and log line need the model, the content, the finish reason and the usage
+of each chunk. Parsing every chunk into dicts (ids, timestamps, fingerprints, logprobs and all) cost
 more than relaying it. msgspec decodes into the typed structs below and skips every other
 field without building it. A chunk the structs do not fit (a field of another type, invalid
-UTF-8, not an object) takes the general path: orjson, then ``sse.extract_content``, so
-nothing an engine sends is lost from the log (tests/test_chunk_fields.py holds the two paths
-to the same reading).
+UTF-8, not an object) takes the lenient path: orjson, then each field kept only where it has
+the expected type, so nothing an engine sends is lost (tests/test_sse_chunks.py holds the two
+paths to the same reading).
 
 The structs are not tracked by the garbage collector (``gc=False``, about 13% less decode
 time): what JSON decodes into cannot form a reference cycle, and they are never mutated.
@@ -18,8 +19,6 @@ from typing import Any
 
 import msgspec
 import orjson
-
-from .sse import extract_content
 
 RESPONSES_TEXT_DELTA = "response.output_text.delta"
 
@@ -80,7 +79,7 @@ def _decode_or_read(payload: bytes) -> Chunk | None:
 
 
 def _read_general(payload: bytes) -> Chunk | None:
-    """Any other JSON object, its fields read as sse.extract_content reads them."""
+    """Any other JSON object: each field read where it has the type the structs expect."""
     try:
         data = orjson.loads(payload)
     except orjson.JSONDecodeError:
@@ -90,14 +89,33 @@ def _read_general(payload: bytes) -> Chunk | None:
             return None
     if not isinstance(data, dict):
         return None
-    model = data.get("model")
-    usage = data.get("usage")
-    choices = data.get("choices")
-    first = choices[0] if isinstance(choices, list) and choices else None
-    reason = first.get("finish_reason") if isinstance(first, dict) else None
-    choice = Choice(Delta(extract_content(data)), finish_reason=str(reason) if reason else None)
-    return Chunk(  # the content already joined, as one choice
-        model=model if isinstance(model, str) else None,
-        choices=[choice],
-        usage=usage if isinstance(usage, dict) else None,
+    return Chunk(
+        model=_str_or_none(data.get("model")),
+        choices=[_read_choice(c) for c in _list(data.get("choices")) if isinstance(c, dict)],
+        usage=data["usage"] if isinstance(data.get("usage"), dict) else None,
+        type=_str_or_none(data.get("type")),
+        delta=data.get("delta"),
     )
+
+
+def _read_choice(data: dict[str, Any]) -> Choice:
+    delta = data.get("delta")
+    content = delta.get("content") if isinstance(delta, dict) else None
+    return Choice(
+        delta=Delta(_str_or_none(content)) if isinstance(delta, dict) else None,
+        text=_str_or_none(data.get("text")),
+        finish_reason=str(reason) if (reason := data.get("finish_reason")) else None,
+    )
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def finish_reason(chunk: Chunk) -> str | None:
+    """The first choice's finish reason, if it has one."""
+    return chunk.choices[0].finish_reason if chunk.choices else None

@@ -1,0 +1,31 @@
+"""The gateway's ASGI face, wrapped around a project's own ASGI application.
+
+    application = gateway_application(get_asgi_application())
+
+Every request passes X-Request-Id, the access log, error rendering, then the key check; then
+the relay prefix (``LLM_GATEWAY_RELAY_PREFIX``, ``/v1``) goes to the relay core and
+everything else (admin, /health, the project's views) to the wrapped application.
+"""
+
+from __future__ import annotations
+
+from ..types import ASGIApp
+from .access_log import AccessLogMiddleware
+from .auth import AuthMiddleware
+from .errors import ErrorMiddleware
+from .request_id import RequestIdMiddleware
+from .router import GatewayRouter
+
+
+def gateway_application(fallback: ASGIApp) -> ASGIApp:
+    """Wrap a project's ASGI app with the gateway: the relay and its middleware.
+
+    Building it has no side effect: process tuning (``gc.freeze``, Twisted patches) belongs to
+    the launcher, ``python -m llm_gateway.run``.
+    """
+    return RequestIdMiddleware(
+        AccessLogMiddleware(ErrorMiddleware(AuthMiddleware(GatewayRouter(fallback))))
+    )
+
+
+__all__ = ["gateway_application"]

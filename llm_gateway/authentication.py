@@ -1,0 +1,56 @@
+"""Bearer-key authentication, shared by both faces (ASGI middleware, Django middleware).
+
+Skipped, as in vLLM: OPTIONS (CORS preflight) and paths outside the guarded prefixes.
+Unlike vLLM, the failure is an OpenAI-shaped 401 with ``WWW-Authenticate: Bearer``, and the
+missing / wrong-scheme / malformed / unknown cases are told apart (as DRF does) without ever
+echoing the key. The relay core refuses any request that reached it without a key, whatever
+the prefixes say (fail closed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .conf import conf
+from .errors import AuthenticationFailed
+from .keystore import Principal, Verdict, key_store
+from .paths import is_guarded
+
+SCOPE_KEY = "llm_gateway.api_key"  # where the ASGI face leaves the Principal
+AUTHORIZATION = b"authorization"
+
+
+def bearer_token(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The token of the Authorization header, or AuthenticationFailed saying why."""
+    values = [v for n, v in headers if n == AUTHORIZATION]
+    if not values:
+        raise AuthenticationFailed(
+            "Missing API key: send it as 'Authorization: Bearer <key>'.", code="missing_api_key"
+        )
+    if len(values) > 1:
+        raise AuthenticationFailed("Send exactly one Authorization header.")
+    scheme, _, token = values[0].strip().partition(b" ")
+    if scheme.lower() != b"bearer":
+        raise AuthenticationFailed("Unsupported authorization scheme: use 'Bearer <key>'.")
+    token = token.strip()
+    if not token or b" " in token or b"\t" in token:
+        raise AuthenticationFailed("Malformed Authorization header: use 'Bearer <key>'.")
+    try:
+        return token.decode("ascii")
+    except UnicodeDecodeError:
+        raise AuthenticationFailed("Invalid API key.") from None
+
+
+async def authenticate(headers: Iterable[tuple[bytes, bytes]]) -> Principal:
+    """Who sent these headers; AuthenticationFailed if nobody we know."""
+    verdict, principal = await key_store.authenticate(bearer_token(headers))
+    if verdict is not Verdict.OK or principal is None:
+        raise AuthenticationFailed(verdict.value)
+    return principal
+
+
+def needs_auth(method: str | None, path: str) -> bool:
+    """Whether a request (``path`` with the script prefix removed) must carry a key."""
+    if method == "OPTIONS":
+        return False
+    return is_guarded(path, conf.AUTH_PREFIXES)

@@ -1,0 +1,57 @@
+"""The two hook points of the core: policies before the upstream call, observers after.
+
+Policies may refuse a request with a ``GatewayError`` (model not allowed, rate limited,
+budget spent) and may hold something until it ends (an ``Admission``: a reserved slot, a
+token reservation to settle). Observers are told of each request when it arrives, may tap
+the body chunks after each was sent, and get the ``RequestRecord`` once it ended. The core
+calls them through these classes only; it knows none of them by name.
+
+Observers and taps run on the event loop between two chunks: they must not block or wait.
+Heavy work (database writes) goes to a queue that a background task drains.
+"""
+
+from __future__ import annotations
+
+from django.utils.module_loading import import_string
+
+from .record import RequestRecord
+from .request import GatewayRequest
+
+
+class Admission:
+    """What a policy holds for an admitted request: reply headers, and a settle step."""
+
+    headers: list[tuple[bytes, bytes]] = []
+
+    def settle(self, record: RequestRecord) -> None:
+        """The request ended (however it ended): release or settle what was reserved."""
+
+
+class Policy:
+    async def admit(self, request: GatewayRequest, record: RequestRecord) -> Admission | None:
+        """Raise a ``GatewayError`` to refuse; return an ``Admission`` to hold something."""
+        return None
+
+
+class Tap:
+    """Sees each body chunk after it went to the client (so it never delays one)."""
+
+    def feed(self, data: bytes) -> None:
+        pass
+
+    def finish(self, record: RequestRecord) -> None:
+        pass
+
+
+class Observer:
+    def begin(self, request: GatewayRequest, record: RequestRecord) -> Tap | None:
+        """The request arrived; return a ``Tap`` to see its answer's bytes."""
+        return None
+
+    def finish(self, record: RequestRecord) -> None:
+        """The request ended; the record is complete."""
+
+
+def load(paths: list[str]) -> list[object]:
+    """Instances of the classes (or results of the factories) named by dotted paths."""
+    return [import_string(path)() for path in paths]

@@ -1,0 +1,38 @@
+"""What the core tells observers about each request, once it has ended."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..keystore import Principal
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """One relayed request. Times are seconds: ``started`` on the monotonic clock, the rest
+    relative to it. ``ending``: ``done``, ``client_disconnected``, ``error:<code>`` or
+    ``upstream_closed`` (a stream that ended without ``[DONE]``)."""
+
+    request_id: str
+    method: str
+    path: str
+    api_key: Principal | None
+    client: str | None = None
+    created: float = field(default_factory=time.time)  # wall clock, for the request log
+    started: float = field(default_factory=time.perf_counter)
+    model: str | None = None
+    upstream: str | None = None
+    status: int = 0
+    stream: bool = False
+    bytes_in: int = 0
+    bytes_out: int = 0
+    ttfb: float | None = None
+    ttft: float | None = None
+    duration: float | None = None
+    usage: dict[str, Any] | None = None
+    ending: str | None = None
+
+    def since_start(self) -> float:
+        return time.perf_counter() - self.started

@@ -1,0 +1,275 @@
+"""The relay pipeline: admit, open, reply, observe.
+
+``Relay.handle`` takes a ``GatewayRequest`` and returns a ``Reply``. Before the first byte a
+failure is a ``GatewayError`` (the face renders it); after it, a failure becomes the final SSE
+error event of the stream. Bodies go upstream byte for byte; JSON is parsed only on the
+OpenAI endpoints, to refuse a broken body early and to read ``model``. Stream chunks go out as
+they arrive, whole events only, so that an error event added after a broken upstream is never
+glued onto half an event. When the face cancels (the client left), the upstream answer is
+closed at once, so the engine stops generating (LiteLLM keeps forwarding such requests).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from ..conf import conf
+from ..errors import AuthenticationFailed, GatewayError, InvalidRequestError
+from ..sse.boundary import EventBoundary
+from ..sse.decoder import encode_event
+from ..upstream.answers import MAX_ERROR_BODY, Stage, error_answer
+from ..upstream.client import Answer
+from ..upstream.pool import Lease, UpstreamPool
+from . import headers as header_policy
+from .first_token import FirstToken
+from .hooks import Admission, Observer, Policy, Tap
+from .record import RequestRecord
+from .request import GatewayRequest, Reply
+
+logger = logging.getLogger(__name__)
+
+JSON_ENDPOINTS = frozenset({"/chat/completions", "/completions", "/embeddings", "/responses"})
+# Bodies up to this size (with a Content-Length) are read whole; larger ones, or of unknown
+# length (audio, file contents), stream through as they come.
+WHOLE_BODY_LIMIT = 1024 * 1024
+DONE_EVENT_END = b"data: [DONE]"
+PREFLIGHT_HEADERS = (
+    (b"allow", b"GET, POST, PUT, PATCH, DELETE, OPTIONS"),
+    (b"content-length", b"0"),
+)
+
+
+def parse_payload(body: bytes) -> dict[str, Any]:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(f"The request body is not valid JSON: {exc.msg}.") from None
+    if not isinstance(payload, dict):
+        raise InvalidRequestError("The request body must be a JSON object.")
+    return payload
+
+
+class Relay:
+    def __init__(
+        self,
+        pool: UpstreamPool,
+        policies: list[Policy] | None = None,
+        observers: list[Observer] | None = None,
+    ) -> None:
+        self.pool = pool
+        self.policies = policies or []
+        self.observers = observers or []
+
+    async def handle(self, request: GatewayRequest) -> Reply:
+        exchange = _Exchange(self, request)
+        try:
+            return await exchange.open()
+        except GatewayError as exc:
+            exchange.record.status = exc.status
+            exchange.end(f"error:{exc.code}")
+            exchange.close()
+            raise
+        except BaseException:  # cancelled: the client left while we waited
+            exchange.end("client_disconnected")
+            exchange.close()
+            raise
+
+
+class _Exchange:
+    """The state of one request in the core, from arrival to its record."""
+
+    __slots__ = ("relay", "request", "record", "taps", "admissions", "lease", "answer", "_ended")
+
+    def __init__(self, relay: Relay, request: GatewayRequest) -> None:
+        self.relay = relay
+        self.request = request
+        self.record = record = RequestRecord(
+            request.request_id, request.method, request.path, request.api_key, request.client
+        )
+        record.bytes_in = len(request.body)
+        self.taps: list[Tap] = []
+        self.admissions: list[Admission] = []
+        self.lease: Lease | None = None
+        self.answer: Answer | None = None
+        self._ended = False
+
+    async def open(self) -> Reply:
+        request, record = self.request, self.record
+        if request.method == "OPTIONS":
+            # A CORS preflight carries no key, so it never goes to the engine: answered here.
+            record.status = 204
+            return Reply(204, list(PREFLIGHT_HEADERS), content=b"", on_close=self.close)
+        if request.api_key is None and not conf.ALLOW_UNAUTHENTICATED:
+            # Fail closed: whatever the prefixes say, no key, no engine.
+            raise AuthenticationFailed(
+                "Missing API key: send it as 'Authorization: Bearer <key>'.",
+                code="missing_api_key",
+            )
+        if request.method == "POST" and request.path in JSON_ENDPOINTS:
+            payload = request.payload = parse_payload(request.body)
+            model = payload.get("model")
+            record.model = model if isinstance(model, str) else None
+        for observer in self.relay.observers:
+            if (tap := observer.begin(request, record)) is not None:
+                self.taps.append(tap)
+        for policy in self.relay.policies:
+            if (admission := await policy.admit(request, record)) is not None:
+                self.admissions.append(admission)
+        self.lease = lease = self.relay.pool.acquire(record.model)
+        upstream = lease.upstream
+        record.upstream = upstream.name
+        url = upstream.url + request.path
+        if request.query:
+            url += "?" + request.query.decode("latin-1")
+        self.answer = answer = await upstream.send(
+            request.method,
+            url,
+            headers=header_policy.to_upstream(
+                request.headers,
+                request.request_id,
+                conf.UPSTREAM_REQUEST_ID_HEADER,
+                upstream.auth_headers(),
+            ),
+            body=request.body or None,
+        )
+        record.status = answer.status
+        if answer.status >= 400:
+            raise await self._error_answer(answer)
+        extra = [h for admission in self.admissions for h in admission.headers]
+        if answer.is_event_stream:
+            record.stream = True
+            out = header_policy.from_upstream(answer.raw_headers, stream=True) + extra
+            return Reply(answer.status, out, chunks=self._stream(answer), on_close=self.close)
+        out = header_policy.from_upstream(answer.raw_headers, stream=False) + extra
+        length = answer.content_length
+        if length is not None and length <= WHOLE_BODY_LIMIT:
+            content = await answer.read()
+            answer.release()
+            record.ttfb = record.since_start()
+            record.bytes_out = len(content)
+            for tap in self.taps:
+                tap.feed(content)
+            out.append((b"content-length", str(len(content)).encode()))
+            return Reply(answer.status, out, content=content, on_close=self.close)
+        if length is not None:
+            out.append((b"content-length", str(length).encode()))
+        return Reply(answer.status, out, chunks=self._passthrough(answer), on_close=self.close)
+
+    async def _error_answer(self, answer: Answer) -> GatewayError:
+        try:
+            raw = await answer.read(MAX_ERROR_BODY)
+        finally:
+            answer.close()
+        for tap in self.taps:
+            tap.feed(raw)
+        return error_answer(answer.status, raw, list(answer.raw_headers))
+
+    async def _stream(self, answer: Answer) -> AsyncIterator[bytes]:
+        """Each chunk as it arrives; a failure after the start becomes a final error event."""
+        record, taps = self.record, self.taps
+        boundary = EventBoundary()
+        first_token: FirstToken | None = FirstToken()
+        last_sent = b""
+        error: GatewayError | None = None
+        try:
+            try:
+                async for chunk in answer.chunks():
+                    ready = boundary.feed(chunk)
+                    if not ready:
+                        continue
+                    if record.ttfb is None:
+                        record.ttfb = record.since_start()
+                    yield ready
+                    record.bytes_out += len(ready)
+                    last_sent = ready
+                    if first_token is not None and (seen := first_token.scan(ready)) is not False:
+                        if seen:
+                            record.ttft = record.since_start()
+                        first_token = None
+                    for tap in taps:
+                        tap.feed(ready)
+            except GatewayError as exc:
+                error = exc
+            done = last_sent.rstrip(b"\r\n").endswith(DONE_EVENT_END)
+            if error is not None and done:
+                boundary.flush()  # the answer was complete; only the connection's end was not
+                error = None
+            if error is not None:
+                # A partial event is dropped so that the error event reaches the client whole.
+                answer.close()
+                event = encode_event(error.json())
+                yield event
+                record.bytes_out += len(event)
+                self.end(f"error:{error.code}")
+                return
+            if tail := boundary.flush():
+                yield tail
+                record.bytes_out += len(tail)
+                for tap in taps:
+                    tap.feed(tail)
+            answer.release()
+            self.end("done" if done else "upstream_closed")
+        finally:
+            if not self._ended:  # closed or cancelled before the end: the client left
+                answer.close()
+                done = last_sent.rstrip(b"\r\n").endswith(DONE_EVENT_END)
+                self.end("done" if done else "client_disconnected")
+
+    async def _passthrough(self, answer: Answer) -> AsyncIterator[bytes]:
+        """A large or unsized body, chunk by chunk (not SSE: a failure can only cut it)."""
+        record = self.record
+        try:
+            async for chunk in answer.chunks(Stage.ANSWER):
+                if record.ttfb is None:
+                    record.ttfb = record.since_start()
+                yield chunk
+                record.bytes_out += len(chunk)
+                for tap in self.taps:
+                    tap.feed(chunk)
+            answer.release()
+            self.end("done")
+        except GatewayError as exc:
+            answer.close()
+            self.end(f"error:{exc.code}")
+            raise
+        finally:
+            if not self._ended:
+                answer.close()
+                self.end("client_disconnected")
+
+    def end(self, ending: str) -> None:
+        """How the request ended; the first call counts. Frees the replica at once."""
+        if self._ended:
+            return
+        self._ended = True
+        self.record.ending = ending
+        if self.lease is not None:
+            self.lease.release()
+
+    def close(self) -> None:
+        """The face is done with the reply: settle the admissions, tell the observers."""
+        if not self._ended:  # a whole body that was sent (or a reply never iterated)
+            if self.record.ttfb is None and self.answer is not None:
+                self.answer.close()
+            self.end("done" if self.record.ttfb is not None else "client_disconnected")
+        record = self.record
+        record.duration = record.since_start()
+        for admission in self.admissions:
+            _safely(admission.settle, record)
+        for tap in self.taps:
+            _safely(tap.finish, record)
+        for observer in self.relay.observers:
+            _safely(observer.finish, record)
+        self.admissions, self.taps = [], []
+
+
+def _safely(function: Any, record: RequestRecord) -> None:
+    """An observer's or policy's failure is logged; it never breaks a request."""
+    try:
+        function(record)
+    except Exception:
+        logger.exception("%r failed on request %s", function, record.request_id)

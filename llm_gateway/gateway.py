@@ -1,0 +1,75 @@
+"""This process's relay, assembled from settings, and the one start and stop of its work.
+
+Both faces call ``get_relay()``. Nothing starts at import: ``start()`` runs on the first
+request or at ASGI lifespan start-up (each replica's watchdog, on the running loop), and
+``shutdown()`` stops everything at ASGI lifespan shutdown, or before daphne's reactor stops.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .conf import conf
+from .core import hooks
+from .core.relay import Relay
+from .keystore import key_store
+from .observe.response_log import ResponseLog
+from .upstream.client import Upstream
+from .upstream.pool import UpstreamPool
+
+logger = logging.getLogger(__name__)
+
+_relay: Relay | None = None
+_built_from: tuple[object, ...] = ()
+_retired: list[Relay] = []  # replaced after a settings change: closed at shutdown
+
+
+def _settings_key() -> tuple[object, ...]:
+    return (
+        conf.UPSTREAM_URL,
+        conf.UPSTREAM_API_KEY,
+        tuple(conf.POLICIES),
+        tuple(conf.OBSERVERS),
+    )
+
+
+def build_relay() -> Relay:
+    """A relay from the settings: the pool, the built-in observers, then the project's."""
+    url = conf.UPSTREAM_URL
+    pool = UpstreamPool([Upstream(url, conf.UPSTREAM_API_KEY)] if url else [])
+    policies: list[hooks.Policy] = hooks.load(conf.POLICIES)  # type: ignore[assignment]
+    observers: list[hooks.Observer] = [ResponseLog()]
+    observers += hooks.load(conf.OBSERVERS)  # type: ignore[arg-type]
+    return Relay(pool, policies, observers)
+
+
+def get_relay() -> Relay:
+    global _relay, _built_from
+    key = _settings_key()
+    if _relay is None or key != _built_from:
+        if _relay is not None:
+            _retired.append(_relay)
+        _relay, _built_from = build_relay(), key
+    return _relay
+
+
+def start() -> None:
+    """Start the background work on the running loop (again after a loop change)."""
+    get_relay().pool.start()
+
+
+async def shutdown() -> None:
+    """Stop the background tasks and close the upstream connections of this process."""
+    relays = [*_retired, *([_relay] if _relay is not None else [])]
+    _retired.clear()
+    for relay in relays:
+        await relay.pool.aclose()
+    await key_store.aclose()
+    logger.info("gateway stopped: watchdogs, key store and upstream sessions closed")
+
+
+def reset() -> None:
+    """Forget the relay (tests): the next call builds a new one from the settings."""
+    global _relay, _built_from
+    _relay, _built_from = None, ()
+    _retired.clear()

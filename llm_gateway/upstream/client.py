@@ -1,0 +1,213 @@
+"""One engine replica: its URL and key, its HTTP client sessions, and its answers.
+
+One ``aiohttp.ClientSession`` per event loop, created on first use (never at import), pooled
+with keep-alive, closed at shutdown. aiohttp rather than httpx: measured in
+``docs/performance.md`` (httpx's pool slows down under concurrency). Timeouts: connect, and
+the longest silence between two reads; no total cap, so long streams are never cut.
+
+A session is rebuilt when the pool size or the timeouts change; the old one is closed at
+shutdown, not at once (requests may still be running on it). A session of an event loop that
+is gone is closed with that loop's connector, without awaiting on another loop.
+
+``Answer`` wraps aiohttp's response so that the core never sees aiohttp: its reads raise
+``GatewayError`` (through ``answers.failure``, the one mapping) and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from ..conf import conf
+from ..errors import EngineGenerateError, GatewayError
+from .answers import STALE_CONNECTION_ERRORS, Stage, failure
+from .health import Watchdog
+
+EVENT_STREAM = "text/event-stream"
+
+
+class Answer:
+    """The engine's answer to one request: status and headers, then the body once."""
+
+    __slots__ = ("_response",)
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    @property
+    def status(self) -> int:
+        return self._response.status
+
+    @property
+    def raw_headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        return self._response.raw_headers
+
+    @property
+    def is_event_stream(self) -> bool:
+        return self._response.headers.get("Content-Type", "").startswith(EVENT_STREAM)
+
+    @property
+    def content_length(self) -> int | None:
+        return self._response.content_length
+
+    async def read(self, limit: int | None = None) -> bytes:
+        """The whole body (or its first ``limit`` bytes)."""
+        try:
+            if limit is None:
+                return await self._response.read()
+            return await self._response.content.read(limit)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise failure(exc, Stage.ANSWER) from exc
+
+    async def chunks(self, stage: Stage = Stage.STREAM) -> AsyncIterator[bytes]:
+        """The body as it arrives; a failure is a ``GatewayError`` for that stage."""
+        iterator = self._response.content.iter_any().__aiter__()
+        while True:
+            try:
+                chunk = await iterator.__anext__()
+            except StopAsyncIteration:
+                return
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                if rest := self._buffered():
+                    yield rest
+                raise failure(exc, stage) from exc
+            yield chunk
+
+    def _buffered(self) -> bytes:
+        """What arrived before the connection broke: aiohttp raises a broken connection's
+        error before handing out the bytes it had already buffered (a slower reader lost
+        the engine's last complete events)."""
+        content = self._response.content
+        try:
+            return content._read_nowait(-1) if content._buffer else b""
+        except Exception:  # its internals changed: nothing more to give
+            return b""
+
+    def release(self) -> None:
+        """The body was read to its end: the connection goes back to the pool."""
+        self._response.release()
+
+    def close(self) -> None:
+        """Drop the connection: the engine sees the request end (and stops generating)."""
+        self._response.close()
+
+
+class Upstream:
+    """One replica of an engine (an OpenAI-compatible base URL, including ``/v1``)."""
+
+    def __init__(self, url: str, api_key: str = "", name: str | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.api_key = api_key
+        self.name = name or self.url
+        self.in_flight = 0  # requests of this process on this replica right now
+        self.finished = 0  # requests that ended here (the watchdog's sign of traffic)
+        self.health = Watchdog(self)
+        self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
+        self._settings: tuple[int, float, float] | None = None
+        self._retired: list[aiohttp.ClientSession] = []
+
+    def __repr__(self) -> str:
+        return f"Upstream({self.name!r})"
+
+    @property
+    def origin(self) -> str:
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def auth_headers(self) -> list[tuple[str, str]]:
+        """The gateway's own credentials for this engine (the client's are never sent)."""
+        return [("Authorization", f"Bearer {self.api_key}")] if self.api_key else []
+
+    def session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        wanted = (conf.POOL_SIZE, conf.CONNECT_TIMEOUT, conf.READ_TIMEOUT)
+        session = self._sessions.get(loop)
+        if session is not None and not session.closed and wanted == self._settings:
+            return session
+        if session is not None and not session.closed:
+            self._retired.append(session)  # requests may still run on it: closed at shutdown
+        self._forget_dead_loops()
+        self._settings = wanted
+        session = self._sessions[loop] = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=wanted[0], keepalive_timeout=30, enable_cleanup_closed=False
+            ),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=wanted[1], sock_read=wanted[2]),
+            auto_decompress=False,  # bytes pass through as the engine sent them
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
+            raise_for_status=False,
+        )
+        return session
+
+    def _forget_dead_loops(self) -> None:
+        for loop in [loop for loop in self._sessions if loop.is_closed()]:
+            # Its transports died with the loop: nothing to await, only mark both closed
+            # (aiohttp's close() would schedule on that loop).
+            session = self._sessions.pop(loop)
+            connector = session.connector
+            session.detach()
+            if connector is not None:
+                connector._close()
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: list[tuple[str, str]],
+        body: bytes | None,
+        timeout: aiohttp.ClientTimeout | None = None,
+        probe: bool = False,
+    ) -> Answer:
+        """Send one request and wait for the status line; failures are ``GatewayError``.
+        A relayed request that cannot connect wakes the watchdog (``probe``: it is the
+        watchdog's own, which must not wake itself)."""
+        try:
+            return Answer(await self._request(method, url, headers, body, timeout))
+        except GatewayError:
+            raise
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            error = failure(exc, Stage.REQUEST)
+            if error.status == 503 and not probe:
+                self.health.poke()  # cannot connect: probe now
+            raise error from exc
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes | None,
+        timeout: aiohttp.ClientTimeout | None,
+    ) -> aiohttp.ClientResponse:
+        session = self.session()
+        options: dict[str, object] = {"headers": headers, "data": body, "allow_redirects": False}
+        if timeout is not None:
+            options["timeout"] = timeout
+        try:
+            return await session.request(method, url, **options)  # type: ignore[arg-type]
+        except aiohttp.ClientConnectorError:
+            raise
+        except STALE_CONNECTION_ERRORS:
+            pass  # a pooled connection the engine had closed: once more on a fresh one
+        try:
+            return await session.request(method, url, **options)  # type: ignore[arg-type]
+        except STALE_CONNECTION_ERRORS as exc:
+            raise EngineGenerateError("The engine closed the connection before answering.") from exc
+
+    async def aclose(self) -> None:
+        """Stop the health probe and close this loop's sessions (and retired ones)."""
+        await self.health.aclose()
+        loop = asyncio.get_running_loop()
+        closing = [*self._retired]
+        if (session := self._sessions.pop(loop, None)) is not None:
+            closing.append(session)
+        self._retired.clear()
+        for session in closing:
+            with contextlib.suppress(Exception):
+                await session.close()
+        self._forget_dead_loops()

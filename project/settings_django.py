@@ -1,0 +1,14 @@
+"""The example project served by the Django face alone: ``MIDDLEWARE`` + ``urls.py``.
+
+No ASGI fast path (``project/asgi_django.py`` is Django's own application): the gateway's
+middleware are in ``MIDDLEWARE`` and the OpenAI API is mounted at ``/llm/v1/``.
+"""
+
+import os
+
+from .settings import *  # noqa: F403
+
+ROOT_URLCONF = "project.urls_django"
+ASGI_APPLICATION = "project.asgi_django.application"
+LLM_GATEWAY_RELAY_PREFIX = "off"
+LLM_GATEWAY_AUTH_PREFIXES = os.environ.get("LLM_GATEWAY_AUTH_PREFIXES", "/llm/v1")

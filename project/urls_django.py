@@ -1,0 +1,10 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from . import views
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("whoami", views.whoami),
+    path("llm/", include("llm_gateway.urls")),  # the OpenAI API at /llm/v1/
+]
