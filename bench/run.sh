@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The gateway next to its peers, one run, one table (ratios against `direct`):
 #   bench/run.sh [harness options, e.g. --peers direct --duration 5]
-# Targets: gateway (one daphne process, response logging off), gateway-log (logging on),
-# gateway-2w (two daphne processes on one port). Peers: direct, nginx, LiteLLM (../shared/bench).
-# About 8 minutes with the defaults. Then bench/open_streams.py for memory per open stream.
+# Targets: gateway (one daphne process, the ASGI fast path, response logging off), gateway-log
+# (logging on), gateway-2w (two daphne processes on one port), gateway-django (the Django face
+# alone: MIDDLEWARE + urls.py, the API at /llm/v1, with the admin's middleware),
+# gateway-django-api (the same with only the gateway's middleware, project.settings_api).
+# BENCH_TARGETS=gateway,gateway-django picks some. Peers: direct, nginx, LiteLLM (../shared/bench). About 10 minutes with the defaults.
+# Then bench/open_streams.py for memory per open stream.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -11,12 +14,19 @@ SHARED=${SHARED_BENCH:-../shared/bench}
 KEY=sk-00000000-benchbenchbenchbenchbenchbenchbenchbenchben
 AUTH="Authorization: Bearer $KEY"
 args=()
-target() {  # target NAME PORT [--env K=V ...]
-    local name=$1 port=$2; shift 2
-    args+=(--target "$name=http://127.0.0.1:$port" --start "bench/start_gateway.sh $port $KEY"
+WANTED=${BENCH_TARGETS:-gateway,gateway-log,gateway-2w,gateway-django,gateway-django-api}
+target() {  # target NAME PORT [BASE_PATH] [--env K=V ...]
+    local name=$1 port=$2 base=""; shift 2
+    if [[ "${1:-}" == /* ]]; then base=$1; shift; fi
+    [[ ",$WANTED," == *",$name,"* ]] || return 0
+    args+=(--target "$name=http://127.0.0.1:$port$base" --start "bench/start_gateway.sh $port $KEY"
         --cwd . --header "$AUTH" --env "BENCH_VAR=/tmp/llm-gateway-bench-$name" "$@")
 }
 target gateway 8001
 target gateway-log 8002 --env LLM_GATEWAY_LOG_RESPONSES=true
 target gateway-2w 8003 --env GATEWAY_WORKERS=2
+target gateway-django 8004 /llm --env DJANGO_SETTINGS_MODULE=project.settings_django \
+    --env GATEWAY_APP=project.asgi_django:application
+target gateway-django-api 8005 /llm --env DJANGO_SETTINGS_MODULE=project.settings_api \
+    --env GATEWAY_APP=project.asgi_django:application
 exec "$SHARED/run.sh" --duration 8 "$@" "${args[@]}"

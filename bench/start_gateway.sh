@@ -3,13 +3,14 @@
 #   bench/start_gateway.sh PORT [KEY]
 # A database of its own in $BENCH_VAR (migrated, KEY stored as a database key, as a real
 # deployment has), access and response logging as the environment says, then exec daphne so
-# the PID the harness measures is the server's. Extra daphne options: $DAPHNE_ARGS.
+# the PID the harness measures is the server's. Extra daphne options: $DAPHNE_ARGS; the
+# application: $GATEWAY_APP (project.asgi:application, the fast path).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=$1
 KEY=${2:-sk-00000000-benchbenchbenchbenchbenchbenchbenchbenchben}
 export LLM_GATEWAY_VAR_DIR=${BENCH_VAR:-/tmp/llm-gateway-bench}
-export DJANGO_SETTINGS_MODULE=project.settings
+export DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE:-project.settings}
 export LLM_GATEWAY_UPSTREAM_URL=${LLM_GATEWAY_UPSTREAM_URL:-${FAKE_UPSTREAM_URL:?}}
 export LLM_GATEWAY_ACCESS_LOG=${LLM_GATEWAY_ACCESS_LOG:-false}
 mkdir -p "$LLM_GATEWAY_VAR_DIR"
@@ -25,4 +26,4 @@ ApiKey.objects.create(name="bench", prefix=keys.prefix_of(raw), digest=keys.dige
 PY
 ulimit -n "$(ulimit -Hn)"  # a thousand open streams need two thousand sockets
 WORKERS=${GATEWAY_WORKERS:+--workers $GATEWAY_WORKERS}
-exec .venv/bin/python -m llm_gateway.run $WORKERS -v 0 -b 127.0.0.1 -p "$PORT" ${DAPHNE_ARGS:-} project.asgi:application
+exec .venv/bin/python -m llm_gateway.run $WORKERS -v 0 -b 127.0.0.1 -p "$PORT" ${DAPHNE_ARGS:-} "${GATEWAY_APP:-project.asgi:application}"

@@ -1,17 +1,24 @@
-"""Admin for API keys: the raw key is shown once, on the page that answers the add form."""
+"""Admin for API keys (the raw key is shown once, on the page that answers the add form),
+their usage, and the request log (read-only; its filters never scan the log)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
+from django.utils.functional import cached_property
+from django.utils.safestring import mark_safe
 
-from . import keys
-from .models import ApiKey, ApiKeyQuerySet
+from . import charts, keys, reports
+from .models import ApiKey, ApiKeyQuerySet, ErrorDaily, RequestLog, UsageDaily
 
 
 class ApiKeyAddForm(forms.ModelForm):
@@ -60,6 +67,17 @@ class ApiKeyAdmin(admin.ModelAdmin):
             kwargs["fields"] = ApiKeyAddForm.Meta.fields
         return super().get_form(request, obj, change=change, **kwargs)
 
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        key = self.get_object(request, object_id)
+        extra = {**(extra_context or {}), **(UsageOnKeyPage.context(key) if key else {})}
+        return super().change_view(request, object_id, form_url, extra)
+
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return ApiKeyAddForm.Meta.fields if obj is None else self.fields
 
@@ -89,3 +107,141 @@ class ApiKeyAdmin(admin.ModelAdmin):
         response = TemplateResponse(request, "admin/llm_gateway/apikey/created.html", context)
         response["Cache-Control"] = "no-store"  # the only page that ever holds the key
         return response
+
+
+class UsageOnKeyPage:
+    """The key's change page: tokens and requests per day (30 days), totals per model."""
+
+    @staticmethod
+    def context(key: ApiKey) -> dict[str, Any]:
+        days = reports.daily(key.name)
+        labels = [d["day"].strftime("%m-%d") for d in days]
+        since = reports.today() - dt.timedelta(days=29)
+        return {
+            "usage_tokens_chart": mark_safe(
+                charts.bars([d["tokens"] for d in days], labels, "Tokens per day")
+            ),
+            "usage_requests_chart": mark_safe(
+                charts.bars([d["requests"] for d in days], labels, "Requests per day", "#79aec8")
+            ),
+            "usage_per_model": reports.by_key_and_model(key.name, since),
+        }
+
+
+class ChoicesFilter(admin.SimpleListFilter):
+    """A filter whose choices come from a small table, never from DISTINCT over the log."""
+
+    field = ""
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        value = self.value()
+        return queryset.filter(**{self.field: value}) if value else queryset
+
+
+class ModelFilter(ChoicesFilter):
+    title = parameter_name = field = "model"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
+        names = UsageDaily.objects.values_list("model", flat=True).distinct().order_by("model")
+        return [(name, name or "-") for name in names]
+
+
+class KeyFilter(ChoicesFilter):
+    title = "key"
+    parameter_name = field = "key_name"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
+        names = UsageDaily.objects.values_list("key_name", flat=True).distinct()
+        return [(name, name or "-") for name in sorted(set(names))]
+
+
+class StatusFilter(ChoicesFilter):
+    title = parameter_name = field = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
+        return [(s, s) for s in ("200", "400", "401", "404", "413", "429", "502", "503", "504")]
+
+
+class EndingFilter(ChoicesFilter):
+    title = parameter_name = field = "ending"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
+        codes = ErrorDaily.objects.values_list("code", flat=True).distinct().order_by("code")
+        fixed = ["done", "client_disconnected", "upstream_closed"]
+        return [(e, e) for e in fixed] + [(f"error:{c}", f"error:{c}") for c in codes]
+
+
+class EstimatedCountPaginator(Paginator):
+    """The unfiltered request log's size from PostgreSQL's statistics, not COUNT(*) over
+    millions of rows; any filtered list is counted exactly."""
+
+    @cached_property
+    def count(self) -> int:
+        query = getattr(self.object_list, "query", None)
+        if query is not None and not query.where and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                table = self.object_list.model._meta.db_table  # type: ignore[attr-defined]
+                cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = %s", [table])
+                row = cursor.fetchone()
+            if row and row[0] > 100_000:
+                return int(row[0])
+        return super().count
+
+
+@admin.register(RequestLog)
+class RequestLogAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "request_id",
+        "key_name",
+        "model",
+        "status",
+        "stream",
+        "prompt_tokens",
+        "completion_tokens",
+        "usage_source",
+        "ttft_ms",
+        "duration_ms",
+        "ending",
+    ]
+    list_filter = [KeyFilter, ModelFilter, StatusFilter, EndingFilter, "created_at"]
+    search_fields = ["=request_id"]  # exact: the index answers it
+    search_help_text = "A request id (exact)."
+    date_hierarchy = None
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    list_per_page = 100
+    ordering = ["-created_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # retention is manage.py prune_request_log
+
+    def get_urls(self) -> list[Any]:
+        overview = path(
+            "usage/",
+            self.admin_site.admin_view(self.usage_view),
+            name="llm_gateway_usage_overview",
+        )
+        return [overview, *super().get_urls()]
+
+    def usage_view(self, request: HttpRequest) -> HttpResponse:
+        """The top keys and models by tokens, and errors by code, over 30 days."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        since = reports.today() - dt.timedelta(days=29)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Usage, last 30 days",
+            "since": since,
+            "top_keys": reports.top("key_name", since),
+            "top_models": reports.top("model", since),
+            "errors": reports.errors_by_code(since),
+        }
+        return TemplateResponse(request, "admin/llm_gateway/usage_overview.html", context)

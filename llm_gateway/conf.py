@@ -172,6 +172,27 @@ class Settings:
         """Upper bound on open upstream connections per process (0: no limit)."""
         return self._get("POOL_SIZE", 0, int)
 
+    # --- usage ----------------------------------------------------------------------------
+    @property
+    def USAGE(self) -> bool:
+        """Usage accounting: token counts of every request (streams ask the engine for them)."""
+        return self._get("USAGE", True, parse_bool)
+
+    @property
+    def REQUEST_LOG(self) -> bool:
+        """One database row per relayed request, written in batches off the request's path."""
+        return self._get("REQUEST_LOG", True, parse_bool)
+
+    @property
+    def REQUEST_LOG_QUEUE(self) -> int:
+        """Records waiting for the database at most (an outage): past it, new ones are dropped."""
+        return self._get("REQUEST_LOG_QUEUE", 50_000, int)
+
+    @property
+    def REQUEST_LOG_BATCH(self) -> int:
+        """Records written in one insert; a batch is written at least once a second."""
+        return self._get("REQUEST_LOG_BATCH", 500, int)
+
     # --- logging --------------------------------------------------------------------------
     @property
     def LOG_RESPONSES(self) -> bool:

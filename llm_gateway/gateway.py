@@ -13,6 +13,7 @@ from .conf import conf
 from .core import hooks
 from .core.relay import Relay
 from .keystore import key_store
+from .observe import request_log
 from .observe.response_log import ResponseLog
 from .upstream.client import Upstream
 from .upstream.pool import UpstreamPool
@@ -38,7 +39,7 @@ def build_relay() -> Relay:
     url = conf.UPSTREAM_URL
     pool = UpstreamPool([Upstream(url, conf.UPSTREAM_API_KEY)] if url else [])
     policies: list[hooks.Policy] = hooks.load(conf.POLICIES)  # type: ignore[assignment]
-    observers: list[hooks.Observer] = [ResponseLog()]
+    observers: list[hooks.Observer] = [ResponseLog(), request_log.RequestLogObserver()]
     observers += hooks.load(conf.OBSERVERS)  # type: ignore[arg-type]
     return Relay(pool, policies, observers)
 
@@ -65,7 +66,29 @@ async def shutdown() -> None:
     for relay in relays:
         await relay.pool.aclose()
     await key_store.aclose()
-    logger.info("gateway stopped: watchdogs, key store and upstream sessions closed")
+    await request_log.writer.aclose()
+    logger.info(
+        "gateway stopped: watchdogs, key store and upstream sessions closed, "
+        "request log written (%d rows, %d dropped)",
+        request_log.writer.written,
+        request_log.writer.dropped,
+    )
+
+
+def refuse_bad_settings() -> None:
+    """Raise ImproperlyConfigured if the gateway's system checks find an error: servers do
+    not run checks (daphne, uvicorn), so the launcher and ``gateway_application()`` do,
+    and a value that cannot be read stops the start-up instead of failing each request."""
+    from django.core.checks import ERROR, run_checks
+    from django.core.exceptions import ImproperlyConfigured
+
+    errors = [
+        message
+        for message in run_checks()
+        if message.level >= ERROR and (message.id or "").startswith("llm_gateway.")
+    ]
+    if errors:
+        raise ImproperlyConfigured("\n".join(str(error) for error in errors))
 
 
 def reset() -> None:

@@ -74,3 +74,74 @@ class ApiKey(models.Model):
         if self.revoked_at is None:
             self.revoked_at = timezone.now()
             self.save(update_fields=["revoked_at", "updated_at"])
+
+
+class RequestLog(models.Model):
+    """One relayed request: who, what, how much, how fast, how it ended. No bodies (those go
+    to the response log, off by default). Written in batches, off the request's path."""
+
+    created_at = models.DateTimeField(db_index=True)
+    request_id = models.CharField(max_length=128, db_index=True)
+    key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False
+    )
+    key_name = models.CharField(max_length=100, blank=True)  # kept if the key is deleted
+    model = models.CharField(max_length=200, blank=True)
+    upstream = models.CharField(max_length=200, blank=True)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=300)
+    status = models.PositiveSmallIntegerField()
+    stream = models.BooleanField(default=False)
+    prompt_tokens = models.IntegerField(null=True, blank=True)
+    completion_tokens = models.IntegerField(null=True, blank=True)
+    cached_tokens = models.IntegerField(null=True, blank=True)
+    usage_source = models.CharField(max_length=10, blank=True)
+    ttfb_ms = models.FloatField(null=True, blank=True)
+    ttft_ms = models.FloatField(null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    ending = models.CharField(max_length=64)
+    client = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        verbose_name = "request"
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["key", "-created_at"], name="llm_gw_reqlog_key_time")]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.method} {self.path} {self.status}"
+
+
+class UsageDaily(models.Model):
+    """Per key, model and day: kept up to date as the request log is written, so that usage
+    questions never scan the log."""
+
+    key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False
+    )
+    key_name = models.CharField(max_length=100)
+    model = models.CharField(max_length=200)
+    day = models.DateField()
+    requests = models.BigIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    cached_tokens = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "daily usage"
+        verbose_name_plural = "daily usage"
+        constraints = [
+            models.UniqueConstraint(fields=["key_name", "model", "day"], name="llm_gw_usage_day")
+        ]
+        indexes = [models.Index(fields=["day"], name="llm_gw_usage_day_idx")]
+
+
+class ErrorDaily(models.Model):
+    """Errors per code and day (``error:<code>`` endings), for the usage overview."""
+
+    day = models.DateField()
+    code = models.CharField(max_length=64)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "code"], name="llm_gw_error_day")]

@@ -108,23 +108,45 @@ def run_workers(workers: int, argv: list[str]) -> int:
     return next((code for code in codes if code), 0)
 
 
+def refuse_to_start_misconfigured(args: list[str]) -> None:
+    """Import the application as daphne will (which sets Django up), then run the gateway's
+    checks: an error ends the start-up here, with the check's message and exit status 1."""
+    from daphne.cli import CommandLineInterface
+
+    try:
+        application = CommandLineInterface().parser.parse_args(args).application
+    except SystemExit:
+        return  # daphne will say what is wrong with its arguments
+    from daphne.utils import import_by_path
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        import_by_path(application)
+        from .gateway import refuse_bad_settings
+
+        refuse_bad_settings()
+    except ImproperlyConfigured as exc:
+        raise SystemExit(f"llm_gateway: not starting, the settings have errors:\n{exc}") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     workers = int(_take_option(args, "--workers") or "1")
     if workers > 1:
         sys.exit(run_workers(workers, args))
-    host = _take_option(list(args), "-b", "--bind") or "127.0.0.1"  # a look, args unchanged
-    if "--fd" not in args and {"-p", "--port"} & set(args) and not is_ipv6(host):
-        host = _take_option(args, "-b", "--bind") or "127.0.0.1"
-        port = int(_take_option(args, "-p", "--port") or "8000")
-        listening = bind_socket(host, port)  # kept referenced: its fd must stay open
-        args[:0] = ["--fd", str(listening.fileno())]
     if "daphne.server" in sys.modules:
         raise RuntimeError("llm_gateway.run must set the event loop before daphne is imported")
     use_uvloop()
     from daphne.cli import CommandLineInterface
     from twisted.internet import reactor
 
+    refuse_to_start_misconfigured(args)  # before the port is bound: nothing listens then
+    host = _take_option(list(args), "-b", "--bind") or "127.0.0.1"  # a look, args unchanged
+    if "--fd" not in args and {"-p", "--port"} & set(args) and not is_ipv6(host):
+        host = _take_option(args, "-b", "--bind") or "127.0.0.1"
+        port = int(_take_option(args, "-p", "--port") or "8000")
+        listening = bind_socket(host, port)  # kept referenced: its fd must stay open
+        args[:0] = ["--fd", str(listening.fileno())]
     # Once the reactor runs, the application is imported: freeze its start-up heap, patch
     # what Twisted parses per request (llm_gateway.tuning).
     reactor.callWhenRunning(tune_process)

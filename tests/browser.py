@@ -64,12 +64,26 @@ class Page:
         await self.call("Page.navigate", url=url)
         await self.wait_for("Page.loadEventFired")
 
+    async def settled_call(self, method: str, **params: Any) -> dict[str, Any]:
+        """A call that a navigation just under way may refuse ("Not attached to an active
+        page" while the new document takes over): asked again, for up to 5 s."""
+        for _ in range(50):
+            try:
+                return await self.call(method, **params)
+            except RuntimeError as exc:
+                if "Not attached" not in str(exc) and "context" not in str(exc):
+                    raise
+                await asyncio.sleep(0.1)
+        return await self.call(method, **params)
+
     async def evaluate(self, expression: str) -> Any:
-        result = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        result = await self.settled_call(
+            "Runtime.evaluate", expression=expression, returnByValue=True
+        )
         return result["result"].get("value")
 
     async def screenshot(self, path: Path) -> None:
-        shot = await self.call("Page.captureScreenshot", format="png")
+        shot = await self.settled_call("Page.captureScreenshot", format="png")
         path.write_bytes(base64.b64decode(shot["data"]))
 
 

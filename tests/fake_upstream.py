@@ -12,6 +12,7 @@ Knobs, as request headers (the gateway forwards unknown headers):
     X-Fake-Sleep-Ms: D        wait D ms before answering at all
     X-Fake-Hang: 1            stream one chunk, then never send more (read timeout)
     X-Fake-Abort-After-Done: 1  send the whole stream, [DONE] included, then drop the connection
+    X-Fake-No-Usage: 1        report no usage at all (as llama-cpp-python's server in streams)
 Observation:
     GET  /_fake/probes        when GET /health was called (the gateway's watchdog)
     GET  /_fake/requests      every request seen: path, method, headers, body, and whether the
@@ -221,7 +222,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if payload.get("stream"):
         events = [sse(chat_chunk(i, content_for(i))) for i in range(n)]
         events.append(sse(chat_chunk(n, None, "stop")))
-        if (payload.get("stream_options") or {}).get("include_usage"):
+        no_usage = request.headers.get("X-Fake-No-Usage") == "1"
+        if (payload.get("stream_options") or {}).get("include_usage") and not no_usage:
             events.append(sse({**chat_chunk(n, None), "choices": [], "usage": usage(n)}))
         events.append(sse("[DONE]"))
         return await stream(request, entry, events)
@@ -241,7 +243,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                     "logprobs": None,
                 }
             ],
-            "usage": usage(n),
+            **({} if request.headers.get("X-Fake-No-Usage") == "1" else {"usage": usage(n)}),
         },
         dumps=lambda o: json.dumps(o, ensure_ascii=False),
     )

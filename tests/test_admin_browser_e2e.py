@@ -75,3 +75,53 @@ def test_the_key_list_is_styled_in_a_real_browser(gateway, server_logs):
     assert any("production-app" in row and "active" in row for row in seen["rows"])
     assert any("batch-jobs" in row and "revoked" in row for row in seen["rows"])
     assert shot.stat().st_size > 10_000
+
+
+def test_a_keys_usage_chart_in_a_real_browser(gateway, server_logs):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from llm_gateway.core.record import RequestRecord
+    from llm_gateway.keystore import Principal
+    from llm_gateway.models import ApiKey
+    from llm_gateway.observe.request_log import row_of, write_rows
+
+    key, _ = ApiKey.create("chat-frontend")
+    rows = []
+    for day in range(30):  # a month of traffic, growing, with a quiet weekend each week
+        for i in range(0 if day % 7 in (5, 6) else 2 + day // 3):
+            rec = RequestRecord(
+                f"r{day}-{i}", "POST", "/chat/completions", Principal(key.pk, key.name, key.prefix)
+            )
+            rec.model, rec.status, rec.ending = ("llama-3-8b" if i % 3 else "qwen-7b"), 200, "done"
+            rec.prompt_tokens, rec.completion_tokens = 120 + 10 * i, 40 + day
+            row = row_of(rec)
+            row["created_at"] = timezone.now() - dt.timedelta(days=29 - day)
+            rows.append(row)
+    write_rows(rows)
+    session = admin_session(gateway)
+    folder = Path(os.environ.get("LLM_GATEWAY_SCREENSHOTS") or server_logs)
+    shot = folder / "admin-key-usage.png"
+
+    async def scenario(page: browser.Page) -> dict:
+        await page.call("Network.setCookie", name="sessionid", value=session, url=gateway.url + "/")
+        await page.goto(gateway.url + f"/admin/llm_gateway/apikey/{key.pk}/change/")
+        await page.evaluate("document.querySelector('#key-usage').scrollIntoView()")
+        await page.screenshot(shot)
+        return await page.evaluate(
+            """({
+                charts: document.querySelectorAll('#key-usage svg').length,
+                bars: document.querySelectorAll('#key-usage svg rect').length,
+                tallest: Math.max(...[...document.querySelectorAll(
+                    '#key-usage svg:first-of-type rect')].map(r => r.getBBox().height)),
+                models: [...document.querySelectorAll('#key-usage tbody tr')].map(r => r.innerText),
+            })"""
+        )
+
+    seen = browser.run_in_browser(scenario)
+    assert seen["charts"] == 2 and seen["bars"] == 60  # tokens and requests, 30 days each
+    assert seen["tallest"] > 100  # drawn to scale, the busiest day near full height
+    assert any(row.startswith("llama-3-8b") for row in seen["models"])
+    assert any(row.startswith("qwen-7b") for row in seen["models"])
+    assert shot.stat().st_size > 10_000

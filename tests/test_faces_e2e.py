@@ -14,29 +14,95 @@ from . import servers
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
+MISCONFIGURED = ["/v1/chat", "/api", "/llm/v1/chat"]
+
+
+def _assert_closed(api: str, fake_requests, api_key: str) -> None:
+    for method, path in [("GET", "/models"), ("POST", "/embeddings"), ("GET", "/files/x")]:
+        r = httpx.request(method, api + path, json={"model": "m"})
+        assert r.status_code == 401, (path, r.text)
+        assert r.json()["error"]["code"] == "missing_api_key"
+        assert r.headers["www-authenticate"] == "Bearer"
+    assert fake_requests() == []  # nothing reached the engine
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=api, api_key="sk-wrong", max_retries=0).models.list()
+    assert fake_requests() == []
+    client = openai.OpenAI(base_url=api, api_key=api_key, max_retries=0)
+    assert [m.id for m in client.models.list()] == ["fake-model"]
+
+
 @pytest.mark.parametrize("face", ["fast", "django"])
-@pytest.mark.parametrize("prefixes", ["/v1/chat", "/api", "/llm/v1/chat"])
-def test_a_misconfigured_prefix_never_opens_the_relay(
-    gateway_env, server_logs, fake_requests, api_key, face, prefixes
+def test_an_unguarded_relay_does_not_start(gateway_env, server_logs, face):
+    env = {**gateway_env, "LLM_GATEWAY_AUTH_PREFIXES": "/v1/chat"}
+    server = servers.daphne(server_logs, env, face=face)
+    with pytest.raises(RuntimeError, match="exited with 1 before listening"):
+        server.start()
+    assert "llm_gateway.E004" in server.output()
+
+
+@pytest.mark.parametrize("prefixes", MISCONFIGURED)
+def test_a_misconfigured_prefix_never_opens_the_django_faces_relay(
+    gateway_env, server_logs, fake_requests, api_key, prefixes
 ):
     """LLM_GATEWAY_AUTH_PREFIXES=/v1/chat once let GET /v1/models reach the engine with the
-    gateway's own key and no client key at all."""
-    env = {**gateway_env, "LLM_GATEWAY_AUTH_PREFIXES": prefixes}
-    server = servers.daphne(server_logs, env, face=face).start()
+    gateway's own key and no client key at all. Plain daphne runs no checks: the relay
+    itself refuses."""
+    port = servers.free_port()
+    argv = [sys.executable, "-m", "daphne", "-p", str(port), "project.asgi_django:application"]
+    env = {
+        **gateway_env,
+        "DJANGO_SETTINGS_MODULE": "project.settings_django",
+        "LLM_GATEWAY_AUTH_PREFIXES": prefixes,
+    }
+    log = server_logs / f"daphne-plain-{port}.log"
+    server = servers.Server(argv, port, env, log, "/llm/v1").start()
     try:
-        for method, path in [("GET", "/models"), ("POST", "/embeddings"), ("GET", "/files/x")]:
-            r = httpx.request(method, server.api + path, json={"model": "m"})
-            assert r.status_code == 401, (path, r.text)
-            assert r.json()["error"]["code"] == "missing_api_key"
-            assert r.headers["www-authenticate"] == "Bearer"
-        assert fake_requests() == []  # nothing reached the engine
-        with pytest.raises(openai.AuthenticationError):
-            openai.OpenAI(base_url=server.api, api_key="sk-wrong", max_retries=0).models.list()
-        assert fake_requests() == []
-        client = openai.OpenAI(base_url=server.api, api_key=api_key, max_retries=0)
-        assert [m.id for m in client.models.list()] == ["fake-model"]
+        _assert_closed(server.api, fake_requests, api_key)
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("prefixes", MISCONFIGURED)
+def test_a_misconfigured_prefix_never_opens_the_fast_paths_relay(
+    upstream, fake_requests, api_key, prefixes
+):
+    """The same on the fast path, whose application refuses to be built so configured: the
+    stack is put together here by hand to show the relay's own refusal."""
+    import asyncio
+
+    from django.test import override_settings
+
+    from llm_gateway import gateway
+    from llm_gateway.asgi.auth import AuthMiddleware
+    from llm_gateway.asgi.errors import ErrorMiddleware
+    from llm_gateway.asgi.request_id import RequestIdMiddleware
+    from llm_gateway.asgi.router import GatewayRouter
+
+    from .asgi_helpers import call, http_scope, ok_app
+
+    app = RequestIdMiddleware(ErrorMiddleware(AuthMiddleware(GatewayRouter(ok_app))))
+    settings = {
+        "LLM_GATEWAY_AUTH_PREFIXES": prefixes,
+        "LLM_GATEWAY_UPSTREAM_URL": upstream.url + "/v1",
+    }
+
+    async def run() -> list[int]:
+        statuses = []
+        for path, headers in [
+            ("/v1/models", []),
+            ("/v1/embeddings", []),
+            ("/v1/models", [(b"authorization", b"Bearer sk-wrong")]),
+            ("/v1/models", [(b"authorization", f"Bearer {api_key}".encode())]),
+        ]:
+            status, _, body, _ = await call(app, http_scope(path, headers=headers))
+            statuses.append(status)
+        await gateway.shutdown()
+        return statuses
+
+    with override_settings(**settings):
+        assert asyncio.run(run()) == [401, 401, 401, 200]
+    seen = fake_requests()
+    assert [r["path"] for r in seen] == ["/v1/models"]  # the one with a valid key
 
 
 def test_a_project_view_under_api_key_required(face_gateway, api_key):
@@ -85,6 +151,19 @@ def test_uvicorn_serves_the_gateway_and_stops_cleanly(gateway_env, server_logs, 
         assert "Application shutdown complete" in output
         # gateway.shutdown() ran: watchdog stopped, key store stopped, upstream sessions closed
         assert "gateway stopped: watchdogs, key store and upstream sessions closed" in output
+        assert "request log written (1 rows, 0 dropped)" in output
         assert "Unclosed client session" not in output and "Traceback" not in output
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("face", ["fast", "django"])
+def test_settings_that_cannot_be_read_stop_the_start_up(gateway_env, server_logs, face):
+    env = {**gateway_env, "LLM_GATEWAY_READ_TIMEOUT": "soon", "LLM_GATEWAY_LOG_RESPONSES": "maybe"}
+    server = servers.daphne(server_logs, env, face=face)
+    with pytest.raises(RuntimeError, match="exited with 1 before listening"):
+        server.start()  # nothing listens: the checks run before the port is bound
+    output = server.output()
+    assert "not starting, the settings have errors" in output
+    assert "LLM_GATEWAY_READ_TIMEOUT" in output and "LLM_GATEWAY_LOG_RESPONSES" in output
+    assert "llm_gateway.E003" in output

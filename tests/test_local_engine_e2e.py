@@ -112,6 +112,31 @@ def test_stream_without_usage_chunk_is_fine(client, llama_gateway):
     # llama-cpp-python's server frames events with CRLF: the log still has what the client got
     received = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert received and f"content={received}" in llama_gateway.output()
+    # No usage from the engine: the request log counts the content events it relayed.
+    from llm_gateway.models import RequestLog
+
+    row = wait_until(lambda: RequestLog.objects.filter(request_id="llama-usage-1").first())
+    assert row is not None and row.usage_source == "counted"
+    assert row.completion_tokens == sum(
+        1 for c in chunks if c.choices and c.choices[0].delta.content
+    )
+    assert row.prompt_tokens and row.prompt_tokens > 0  # estimated from the prompt
+
+
+def test_a_plain_answer_carries_llama_cpps_usage(client):
+    from llm_gateway.models import RequestLog
+
+    completion = client.chat.completions.create(
+        model=MODEL_ALIAS,
+        messages=ASK,
+        max_tokens=8,
+        temperature=0,
+        extra_headers={"X-Request-Id": "llama-usage-2"},
+    )
+    row = wait_until(lambda: RequestLog.objects.filter(request_id="llama-usage-2").first())
+    assert row is not None and row.usage_source == "engine"
+    assert row.prompt_tokens == completion.usage.prompt_tokens
+    assert row.completion_tokens == completion.usage.completion_tokens
 
 
 def test_invalid_request_is_a_clean_openai_error(client):

@@ -91,9 +91,11 @@ def test_logs_carry_ids_content_and_no_keys(logged_gateway, api_key):
         if line.get("logger") == "llm_gateway.responses"
         and line["message"].startswith("stream end=")
     }
+    # The client did not ask for usage: the gateway did, withheld the event from the client
+    # and the log line still has it (prompt/completion/total).
     assert (
         ends["req-stream-1"]
-        == "stream end=done model=fake-model chunks=4 finish_reason=stop usage=unknown "
+        == "stream end=done model=fake-model chunks=4 finish_reason=stop usage=7/3/10 "
         f"content={received}"
     )
     assert len(long_received) > 30

@@ -9,6 +9,7 @@ everything else (admin, /health, the project's views) to the wrapped application
 
 from __future__ import annotations
 
+from ..gateway import refuse_bad_settings
 from ..types import ASGIApp
 from .access_log import AccessLogMiddleware
 from .auth import AuthMiddleware
@@ -20,9 +21,11 @@ from .router import GatewayRouter
 def gateway_application(fallback: ASGIApp) -> ASGIApp:
     """Wrap a project's ASGI app with the gateway: the relay and its middleware.
 
-    Building it has no side effect: process tuning (``gc.freeze``, Twisted patches) belongs to
-    the launcher, ``python -m llm_gateway.run``.
+    Building it checks the gateway's settings (an error stops the start-up) and has no other
+    side effect: process tuning (``gc.freeze``, Twisted patches) belongs to the launcher,
+    ``python -m llm_gateway.run``.
     """
+    refuse_bad_settings()
     return RequestIdMiddleware(
         AccessLogMiddleware(ErrorMiddleware(AuthMiddleware(GatewayRouter(fallback))))
     )

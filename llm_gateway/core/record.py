@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..keystore import Principal
 
@@ -31,7 +30,10 @@ class RequestRecord:
     ttfb: float | None = None
     ttft: float | None = None
     duration: float | None = None
-    usage: dict[str, Any] | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
+    usage_source: str = ""  # engine, counted (content events relayed) or estimated
     ending: str | None = None
 
     def since_start(self) -> float:

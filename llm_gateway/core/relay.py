@@ -25,10 +25,18 @@ from ..upstream.answers import MAX_ERROR_BODY, Stage, error_answer
 from ..upstream.client import Answer
 from ..upstream.pool import Lease, UpstreamPool
 from . import headers as header_policy
-from .first_token import FirstToken
 from .hooks import Admission, Observer, Policy, Tap
 from .record import RequestRecord
 from .request import GatewayRequest, Reply
+from .usage import (
+    STREAMED_ENDPOINTS,
+    StreamMeter,
+    Usage,
+    ask_for_usage,
+    prompt_text_length,
+    whole_body_usage,
+    withhold_usage_events,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +90,19 @@ class Relay:
 class _Exchange:
     """The state of one request in the core, from arrival to its record."""
 
-    __slots__ = ("relay", "request", "record", "taps", "admissions", "lease", "answer", "_ended")
+    __slots__ = (
+        "relay",
+        "request",
+        "record",
+        "taps",
+        "admissions",
+        "lease",
+        "answer",
+        "meter",
+        "withhold",
+        "usage",
+        "_ended",
+    )
 
     def __init__(self, relay: Relay, request: GatewayRequest) -> None:
         self.relay = relay
@@ -95,6 +115,9 @@ class _Exchange:
         self.admissions: list[Admission] = []
         self.lease: Lease | None = None
         self.answer: Answer | None = None
+        self.meter: StreamMeter | None = None
+        self.withhold = False  # the gateway asked for the usage event: the client never sees it
+        self.usage: Usage | None = None  # of a whole answer
         self._ended = False
 
     async def open(self) -> Reply:
@@ -109,10 +132,15 @@ class _Exchange:
                 "Missing API key: send it as 'Authorization: Bearer <key>'.",
                 code="missing_api_key",
             )
+        body = request.body
         if request.method == "POST" and request.path in JSON_ENDPOINTS:
-            payload = request.payload = parse_payload(request.body)
+            payload = request.payload = parse_payload(body)
             model = payload.get("model")
             record.model = model if isinstance(model, str) else None
+            if conf.USAGE and request.path in STREAMED_ENDPOINTS:
+                asked = ask_for_usage(body, payload)
+                if asked is not None:
+                    body, self.withhold = asked, True
         for observer in self.relay.observers:
             if (tap := observer.begin(request, record)) is not None:
                 self.taps.append(tap)
@@ -134,7 +162,7 @@ class _Exchange:
                 conf.UPSTREAM_REQUEST_ID_HEADER,
                 upstream.auth_headers(),
             ),
-            body=request.body or None,
+            body=body or None,
         )
         record.status = answer.status
         if answer.status >= 400:
@@ -151,6 +179,8 @@ class _Exchange:
             answer.release()
             record.ttfb = record.since_start()
             record.bytes_out = len(content)
+            if conf.USAGE and request.payload is not None and answer.status == 200:
+                self.usage = whole_body_usage(content, prompt_text_length(request.payload))
             for tap in self.taps:
                 tap.feed(content)
             out.append((b"content-length", str(len(content)).encode()))
@@ -170,9 +200,11 @@ class _Exchange:
 
     async def _stream(self, answer: Answer) -> AsyncIterator[bytes]:
         """Each chunk as it arrives; a failure after the start becomes a final error event."""
-        record, taps = self.record, self.taps
+        record, taps, withhold = self.record, self.taps, self.withhold
         boundary = EventBoundary()
-        first_token: FirstToken | None = FirstToken()
+        meter: StreamMeter | None = StreamMeter()
+        if conf.USAGE:
+            self.meter = meter
         last_sent = b""
         error: GatewayError | None = None
         try:
@@ -181,17 +213,19 @@ class _Exchange:
                     ready = boundary.feed(chunk)
                     if not ready:
                         continue
-                    if record.ttfb is None:
-                        record.ttfb = record.since_start()
-                    yield ready
-                    record.bytes_out += len(ready)
+                    sent = withhold_usage_events(ready) if withhold else ready
+                    if sent:
+                        if record.ttfb is None:
+                            record.ttfb = record.since_start()
+                        yield sent
+                        record.bytes_out += len(sent)
                     last_sent = ready
-                    if first_token is not None and (seen := first_token.scan(ready)) is not False:
-                        if seen:
-                            record.ttft = record.since_start()
-                        first_token = None
+                    if meter is not None and meter.feed(ready):
+                        record.ttft = record.since_start()
+                        if self.meter is None:  # usage off: the first token was all it was for
+                            meter = None
                     for tap in taps:
-                        tap.feed(ready)
+                        tap.feed(sent)
             except GatewayError as exc:
                 error = exc
             done = last_sent.rstrip(b"\r\n").endswith(DONE_EVENT_END)
@@ -258,6 +292,7 @@ class _Exchange:
             self.end("done" if self.record.ttfb is not None else "client_disconnected")
         record = self.record
         record.duration = record.since_start()
+        self._account()
         for admission in self.admissions:
             _safely(admission.settle, record)
         for tap in self.taps:
@@ -265,6 +300,16 @@ class _Exchange:
         for observer in self.relay.observers:
             _safely(observer.finish, record)
         self.admissions, self.taps = [], []
+
+    def _account(self) -> None:
+        """The record's token counts: the engine's usage, else counted or estimated."""
+        usage = self.usage
+        if usage is None and self.meter is not None and self.record.ttfb is not None:
+            usage = self.meter.result(prompt_text_length(self.request.payload))
+        if usage is not None:
+            record = self.record
+            record.prompt_tokens, record.completion_tokens = usage.prompt, usage.completion
+            record.cached_tokens, record.usage_source = usage.cached, usage.source
 
 
 def _safely(function: Any, record: RequestRecord) -> None:

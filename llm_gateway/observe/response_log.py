@@ -206,6 +206,13 @@ class ResponseTap(Tap):
 
     def finish(self, record: RequestRecord) -> None:
         if self._stream is not None:
+            if self._stream.usage is None and record.usage_source == "engine":
+                # withheld from the client (the gateway asked for it), known to the record
+                self._stream.usage = {
+                    "prompt_tokens": record.prompt_tokens,
+                    "completion_tokens": record.completion_tokens,
+                    "total_tokens": (record.prompt_tokens or 0) + (record.completion_tokens or 0),
+                }
             self._stream.log(record.ending or "client_disconnected")
         elif self._body is not None:
             self._body.log(record.status)

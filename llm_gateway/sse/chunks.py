@@ -39,6 +39,7 @@ class Chunk(msgspec.Struct, gc=False):
     usage: dict[str, Any] | None = None
     type: str | None = None  # Responses API events
     delta: Any = None
+    response: dict[str, Any] | None = None  # response.completed carries the usage
 
 
 _decode_one = msgspec.json.Decoder(Chunk).decode
@@ -95,6 +96,7 @@ def _read_general(payload: bytes) -> Chunk | None:
         usage=data["usage"] if isinstance(data.get("usage"), dict) else None,
         type=_str_or_none(data.get("type")),
         delta=data.get("delta"),
+        response=data["response"] if isinstance(data.get("response"), dict) else None,
     )
 
 

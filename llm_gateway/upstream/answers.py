@@ -113,8 +113,14 @@ def error_answer(status: int, raw: bytes, headers: list[tuple[bytes, bytes]]) ->
         body = error_body(message, error_type, param if isinstance(param, str) else None, None)
         if isinstance(code, str | int):
             body["error"]["code"] = code
+        # The client gets the engine's body; records and metrics its code, or the status.
         return EngineGenerateError(
-            message, status=status, type=error_type, body=body, headers=passed
+            message,
+            status=status,
+            type=error_type,
+            code=str(code) if isinstance(code, str | int) else f"upstream_{status}",
+            body=body,
+            headers=passed,
         )
     detail = f": {message}" if message else "."
     return EngineGenerateError(f"The engine failed (HTTP {status}){detail}", headers=passed)

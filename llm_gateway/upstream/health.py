@@ -22,15 +22,39 @@ import os
 import signal
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import aiohttp
 
 from ..conf import conf
 from ..errors import GatewayError
 
-if TYPE_CHECKING:
-    from .client import Upstream
+
+class Probed(Protocol):
+    """What the watchdog needs of its replica (``client.Upstream``; named here so that this
+    module does not import the client that holds it)."""
+
+    name: str
+    url: str
+    in_flight: int
+    finished: int
+
+    @property
+    def origin(self) -> str: ...
+
+    def auth_headers(self) -> list[tuple[str, str]]: ...
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: list[tuple[str, str]],
+        body: bytes | None,
+        timeout: aiohttp.ClientTimeout | None = ...,
+        probe: bool = ...,
+    ) -> Any: ...
+
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +68,7 @@ class EngineState:
 
 
 class Watchdog:
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Probed) -> None:
         self.upstream = upstream
         self.status = EngineState()
         self._task: asyncio.Task[None] | None = None

@@ -1,11 +1,15 @@
-"""The CPU cost of response logging, on against off, in alternating rounds:
-    .venv/bin/python bench/log_cost.py [--rounds 5] [--seconds 5] [--concurrency 1,32]
+"""The CPU cost of a feature, on against off, in alternating rounds:
+    .venv/bin/python bench/feature_cost.py --feature usage [--rounds 5] [--seconds 5]
+        [--loads requests:16,streams:32]
 
+Features: ``logging`` (response logging), ``usage`` (usage accounting and the request log).
 bench/run.sh measures each target once, one after the other, so machine noise between two
 targets (seen up to 10% on two processes running the same code) lands in the on/off ratio.
-Here two gateways (logging off, logging on) run side by side in front of the harness's fake
+Here two gateways (the feature off, on) run side by side in front of the harness's fake
 engine, and the same load goes to each in turn, round after round; the ratio of each round
-and their median are printed. Needs ../shared/bench set up (bench/run.sh says how).
+and their median are printed. Loads: ``requests:C`` (wrk, C connections, plain chat
+completions) and ``streams:C`` (64-event streams, C at once). Needs ../shared/bench set up
+(bench/run.sh says how).
 """
 
 from __future__ import annotations
@@ -47,12 +51,18 @@ def wait_ready(url: str, timeout: float = 30.0) -> None:
             time.sleep(0.2)
 
 
-def start_gateway(port: int, log: bool, workdir: Path) -> subprocess.Popen[bytes]:
+FEATURES = {  # feature: the settings that turn it on (off: each one "false")
+    "logging": ("LLM_GATEWAY_LOG_RESPONSES",),
+    "usage": ("LLM_GATEWAY_USAGE", "LLM_GATEWAY_REQUEST_LOG"),
+}
+
+
+def start_gateway(port: int, feature: str, on: bool, workdir: Path) -> subprocess.Popen[bytes]:
     env = dict(
         os.environ,
         FAKE_UPSTREAM_URL=f"http://127.0.0.1:{UPSTREAM_PORT}/v1",
         BENCH_VAR=str(workdir / f"gateway-{port}"),
-        LLM_GATEWAY_LOG_RESPONSES="true" if log else "false",
+        **dict.fromkeys(FEATURES[feature], "true" if on else "false"),
     )
     out = open(workdir / f"gateway-{port}.log", "wb")  # noqa: SIM115 (closed with the process)
     return subprocess.Popen(
@@ -64,7 +74,10 @@ def start_gateway(port: int, log: bool, workdir: Path) -> subprocess.Popen[bytes
     )
 
 
-def load(port: int, concurrency: int, seconds: float) -> int:
+def load(port: int, kind: str, concurrency: int, seconds: float) -> int:
+    """Requests (or streams) completed."""
+    if kind == "requests":
+        return load_requests(port, concurrency, seconds)
     result = subprocess.run(
         [
             BENCH_PYTHON,
@@ -88,47 +101,64 @@ def load(port: int, concurrency: int, seconds: float) -> int:
     return int(summary["streams"])
 
 
-def measure(pid: int, port: int, concurrency: int, seconds: float) -> float:
-    """CPU milliseconds per stream."""
+def load_requests(port: int, concurrency: int, seconds: float) -> int:
+    command = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s"]
+    command += ["-s", str(SHARED / "wrk_post.lua"), "-H", f"Authorization: Bearer {KEY}"]
+    command.append(f"http://127.0.0.1:{port}/v1/chat/completions")
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("WRKJSON "))
+    summary = json.loads(line.split(" ", 1)[1])
+    errors = sum(v for k, v in summary.items() if k.startswith("err_"))
+    if errors:
+        raise RuntimeError(f"request errors: {summary}")
+    return int(summary["requests"])
+
+
+def measure(pid: int, port: int, kind: str, concurrency: int, seconds: float) -> float:
+    """CPU milliseconds per request (or stream)."""
     before = cpu_seconds(pid)
-    streams = load(port, concurrency, seconds)
-    return 1000 * (cpu_seconds(pid) - before) / streams
+    done = load(port, kind, concurrency, seconds)
+    return 1000 * (cpu_seconds(pid) - before) / done
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--concurrency", default="1,32")
+    parser.add_argument("--feature", choices=sorted(FEATURES), default="logging")
+    parser.add_argument("--loads", default="streams:1,streams:32")
     args = parser.parse_args()
-    workdir = Path("/tmp/llm-gateway-log-cost")
+    workdir = Path(f"/tmp/llm-gateway-feature-cost-{args.feature}")
     workdir.mkdir(exist_ok=True)
     upstream = subprocess.Popen(
         [BENCH_PYTHON, str(SHARED / "fake_upstream.py"), "--port", str(UPSTREAM_PORT)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    gateways = {False: start_gateway(OFF_PORT, False, workdir)}
-    gateways[True] = start_gateway(ON_PORT, True, workdir)
+    gateways = {False: start_gateway(OFF_PORT, args.feature, False, workdir)}
+    gateways[True] = start_gateway(ON_PORT, args.feature, True, workdir)
     try:
         for port in (OFF_PORT, ON_PORT):
             wait_ready(f"http://127.0.0.1:{port}/v1/models")
-        for concurrency in map(int, args.concurrency.split(",")):
-            load(OFF_PORT, concurrency, 1)  # warm-up
-            load(ON_PORT, concurrency, 1)
+        for spec in args.loads.split(","):
+            kind, concurrency = spec.split(":")[0], int(spec.split(":")[1])
+            load(OFF_PORT, kind, concurrency, 1)  # warm-up
+            load(ON_PORT, kind, concurrency, 1)
             ratios = []
+            unit = "request" if kind == "requests" else "stream"
             for round_ in range(1, args.rounds + 1):
-                off = measure(gateways[False].pid, OFF_PORT, concurrency, args.seconds)
-                on = measure(gateways[True].pid, ON_PORT, concurrency, args.seconds)
+                off = measure(gateways[False].pid, OFF_PORT, kind, concurrency, args.seconds)
+                on = measure(gateways[True].pid, ON_PORT, kind, concurrency, args.seconds)
                 ratios.append(on / off)
                 print(
-                    f"c={concurrency} round {round_}: off {off:.3f} on {on:.3f} CPU-ms/stream,"
-                    f" on/off x{on / off:.3f}",
+                    f"{args.feature} {kind} c={concurrency} round {round_}: off {off:.3f} "
+                    f"on {on:.3f} CPU-ms/{unit}, on/off x{on / off:.3f}",
                     flush=True,
                 )
             print(
-                f"c={concurrency}: median on/off x{statistics.median(ratios):.3f}"
-                f" (min x{min(ratios):.3f}, max x{max(ratios):.3f})",
+                f"{args.feature} {kind} c={concurrency}: median on/off "
+                f"x{statistics.median(ratios):.3f} (min x{min(ratios):.3f}, "
+                f"max x{max(ratios):.3f})",
                 flush=True,
             )
     finally:

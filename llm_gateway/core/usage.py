@@ -1,0 +1,208 @@
+"""What each request used, exact for streams and disconnects: the core's usage accounting.
+
+- Streams of chat and completions: when the client did not ask for
+  ``stream_options.include_usage``, the engine is asked for it (``ask_for_usage``) and its
+  usage event is withheld from the client (``withhold_usage_events``), so the client gets
+  the bytes it would have got without the gateway's change.
+- ``StreamMeter`` reads the events after they were sent: the time to first token, the
+  content events (a token each, as engines send them), and the engine's usage. The first
+  events are read at once (for the first token); the rest in batches of up to 4 KiB, so the
+  cost does not grow with the number of chunks.
+- Engines that send no usage in streams (llama-cpp-python's server): completion tokens are
+  the content events relayed (``counted``), prompt tokens estimated from the request. A
+  client that leaves mid-stream is charged for what was relayed up to then.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+
+from ..sse.chunks import Chunk, chunk_text, decode_chunks
+from ..sse.decoder import SSEDecoder
+
+STREAMED_ENDPOINTS = frozenset({"/chat/completions", "/completions"})
+DONE = b"[DONE]"
+CHARS_PER_TOKEN = 4  # the usual estimate for English text with BPE vocabularies
+
+
+class Usage:
+    """Token counts and where they came from: ``engine``, ``counted`` or ``estimated``."""
+
+    __slots__ = ("prompt", "completion", "cached", "source")
+
+    def __init__(
+        self, prompt: int | None, completion: int | None, cached: int | None, source: str
+    ) -> None:
+        self.prompt, self.completion, self.cached, self.source = prompt, completion, cached, source
+
+
+def from_engine(usage: dict[str, Any]) -> Usage:
+    """An engine's usage object: chat/completions/embeddings, or the Responses API's."""
+    prompt = _int(usage.get("prompt_tokens", usage.get("input_tokens")))
+    completion = _int(usage.get("completion_tokens", usage.get("output_tokens")))
+    if completion is None and prompt is not None and "total_tokens" in usage:
+        completion = max(0, (_int(usage["total_tokens"]) or 0) - prompt)  # embeddings
+    details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
+    cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else None
+    return Usage(prompt, completion, cached, "engine")
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def estimate_tokens(text_length: int) -> int:
+    return math.ceil(text_length / CHARS_PER_TOKEN)
+
+
+def prompt_text_length(payload: dict[str, Any] | None) -> int:
+    """Characters of prompt in a request body: messages, prompt, or input."""
+    if not payload:
+        return 0
+    total = 0
+    for message in payload.get("messages") or ():
+        if isinstance(message, dict):
+            total += _text_length(message.get("content"))
+    return total + _text_length(payload.get("prompt")) + _text_length(payload.get("input"))
+
+
+def _text_length(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, list):
+        return sum(_text_length(item) for item in value)
+    if isinstance(value, dict):  # a content part, or a Responses input item
+        return _text_length(value.get("text")) + _text_length(value.get("content"))
+    return 0
+
+
+def ask_for_usage(body: bytes, payload: dict[str, Any]) -> bytes | None:
+    """The body with ``stream_options.include_usage`` turned on, when this is a stream that
+    did not ask for it; else None (the body goes as it came)."""
+    if payload.get("stream") is not True:
+        return None
+    options = payload.get("stream_options")
+    if isinstance(options, dict) and options.get("include_usage"):
+        return None
+    if options is None:
+        # Appended before the closing brace: the client's bytes stay as they were.
+        end = body.rstrip().rfind(b"}")
+        if end > 0:
+            head = body[:end].rstrip()
+            comma = b"" if head.endswith(b"{") else b","
+            return head + comma + b'"stream_options":{"include_usage":true}' + body[end:]
+    if options is not None and not isinstance(options, dict):
+        return None  # the engine will refuse it as it would have
+    return orjson.dumps({**payload, "stream_options": {**(options or {}), "include_usage": True}})
+
+
+def withhold_usage_events(data: bytes) -> bytes:
+    """Whole events without the usage-only ones (``choices`` empty, ``usage`` set), which the
+    engine sent because the gateway asked. Other events keep their bytes."""
+    if b'"usage"' not in data:
+        return data
+    kept: list[bytes] = []
+    for event in _split_events(data):
+        if not _is_usage_event(event):
+            kept.append(event)
+    return b"".join(kept)
+
+
+def _split_events(data: bytes) -> list[bytes]:
+    """Whole events, each with its blank line (LF or CRLF framing, as engines send)."""
+    separator = b"\r\n\r\n" if data.endswith(b"\r\n\r\n") else b"\n\n"
+    parts = data.split(separator)
+    events = [part + separator for part in parts[:-1]]
+    if parts[-1]:
+        events.append(parts[-1])
+    return events
+
+
+def _is_usage_event(event: bytes) -> bool:
+    if b'"usage"' not in event:
+        return False
+    payloads = SSEDecoder().data_payloads(event if event.endswith(b"\n") else event + b"\n\n")
+    chunks = decode_chunks(payloads)
+    return len(chunks) == 1 and not chunks[0].choices and bool(chunks[0].usage)
+
+
+class StreamMeter:
+    """Reads a stream's events after they were sent: first token, content events, usage."""
+
+    BATCH_BYTES = 4096
+
+    __slots__ = ("_decoder", "_pending", "_pending_size", "content_events", "usage", "first")
+
+    def __init__(self) -> None:
+        self._decoder = SSEDecoder()
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self.content_events = 0
+        self.usage: dict[str, Any] | None = None
+        self.first = True  # no content seen yet: each chunk is read at once
+
+    def feed(self, data: bytes) -> bool:
+        """Read (or keep) these sent bytes; True when they carried the first token."""
+        if self.first:
+            self._read(data)
+            if self.content_events:
+                self.first = False
+                return True
+            return False
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if self._pending_size >= self.BATCH_BYTES:
+            self.flush()
+        return False
+
+    def flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            self._pending_size = 0
+            self._read(data)
+
+    def _read(self, data: bytes) -> None:
+        payloads = [p for p in self._decoder.data_payloads(data) if p != DONE]
+        for chunk in decode_chunks(payloads):
+            self._count(chunk)
+
+    def _count(self, chunk: Chunk) -> None:
+        if chunk_text(chunk):
+            self.content_events += 1
+        if chunk.usage:
+            self.usage = chunk.usage
+        elif chunk.type == "response.completed" and isinstance(chunk.response, dict):
+            usage = chunk.response.get("usage")
+            if isinstance(usage, dict):
+                self.usage = usage
+
+    def result(self, prompt_chars: int) -> Usage:
+        """The stream's usage: the engine's, else counted (prompt tokens estimated)."""
+        self.flush()
+        if self.usage is not None:
+            return from_engine(self.usage)
+        return Usage(estimate_tokens(prompt_chars), self.content_events, None, "counted")
+
+
+def whole_body_usage(content: bytes, prompt_chars: int) -> Usage | None:
+    """The usage of a non-streamed JSON answer: the engine's, else an estimate."""
+    try:
+        answer = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(answer, dict):
+        return None
+    usage = answer.get("usage")
+    if isinstance(usage, dict):
+        return from_engine(usage)
+    text = 0
+    for choice in answer.get("choices") or ():
+        if isinstance(choice, dict):
+            message = choice.get("message")
+            text += _text_length(choice.get("text"))
+            text += _text_length(message.get("content") if isinstance(message, dict) else None)
+    return Usage(estimate_tokens(prompt_chars), estimate_tokens(text), None, "estimated")

@@ -1,0 +1,204 @@
+"""The request log: one database row per relayed request, and the daily usage rollups.
+
+Writing stays off the request's path. ``finish()`` puts a row in a bounded in-memory queue
+(no I/O, no thread hop); a background task writes the queue in bulk at least once a second,
+or as soon as a batch is waiting, in one thread hop per batch. While the database is down,
+rows wait in the queue up to ``LLM_GATEWAY_REQUEST_LOG_QUEUE``; past that, new rows are
+dropped, counted, and said once in the log (and once more when writing works again). At
+shutdown the queue is written out.
+
+Each batch also adds itself to ``UsageDaily`` (key, model, day) and ``ErrorDaily`` (day,
+code) in the same transaction, so usage questions read the rollups, never the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import datetime as dt
+import logging
+from collections import defaultdict, deque
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
+from django.db.models import F
+
+from ..conf import conf
+from ..core.hooks import Observer
+from ..core.record import RequestRecord
+
+logger = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+
+
+def row_of(record: RequestRecord) -> Row:
+    key = record.api_key
+    return {
+        "created_at": dt.datetime.fromtimestamp(record.created, dt.UTC),
+        "request_id": record.request_id[:128],
+        "key_id": key.id if key is not None else None,
+        "key_name": key.name if key is not None else "",
+        "model": (record.model or "")[:200],
+        "upstream": (record.upstream or "")[:200],
+        "method": record.method[:10],
+        "path": record.path[:300],
+        "status": record.status,
+        "stream": record.stream,
+        "prompt_tokens": record.prompt_tokens,
+        "completion_tokens": record.completion_tokens,
+        "cached_tokens": record.cached_tokens,
+        "usage_source": record.usage_source,
+        "ttfb_ms": _ms(record.ttfb),
+        "ttft_ms": _ms(record.ttft),
+        "duration_ms": _ms(record.duration),
+        "ending": (record.ending or "")[:64],
+        "client": (record.client or "")[:64],
+    }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return round(seconds * 1000, 3) if seconds is not None else None
+
+
+def write_rows(rows: list[Row]) -> None:
+    """Insert the rows and add them to the rollups, in one transaction (a thread's work)."""
+    from ..models import ErrorDaily, RequestLog, UsageDaily
+
+    usage: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    errors: dict[tuple[dt.date, str], int] = defaultdict(int)
+    for row in rows:
+        day = row["created_at"].date()
+        totals = usage[(row["key_id"], row["key_name"], row["model"], day)]
+        totals[0] += 1
+        totals[1] += row["prompt_tokens"] or 0
+        totals[2] += row["completion_tokens"] or 0
+        totals[3] += row["cached_tokens"] or 0
+        if row["ending"].startswith("error:"):
+            totals[4] += 1
+            errors[(day, row["ending"][6:])] += 1
+    with transaction.atomic():
+        RequestLog.objects.bulk_create([RequestLog(**row) for row in rows])
+        for (key_id, key_name, model, day), (n, prompt, completion, cached, failed) in sorted(
+            usage.items(), key=lambda item: (item[0][1], item[0][2], item[0][3])
+        ):
+            _add(
+                UsageDaily,
+                {"key_name": key_name, "model": model, "day": day},
+                {"key_id": key_id},
+                requests=n,
+                prompt_tokens=prompt,
+                completion_tokens=completion,
+                cached_tokens=cached,
+                errors=failed,
+            )
+        for (day, code), count in sorted(errors.items()):
+            _add(ErrorDaily, {"day": day, "code": code}, {}, count=count)
+
+
+def _write_from_a_thread(rows: list[Row]) -> None:
+    close_old_connections()  # a dropped database connection is reopened, not reused
+    write_rows(rows)
+
+
+def _add(model: Any, identity: dict[str, Any], extra: dict[str, Any], **amounts: int) -> None:
+    """Add amounts to the row of ``identity``, creating it if it is new. Another process may
+    create it at the same moment: then the unique constraint says so and we add to theirs."""
+    increments = {name: F(name) + amount for name, amount in amounts.items()}
+    if model.objects.filter(**identity).update(**increments):
+        return
+    try:
+        with transaction.atomic():
+            model.objects.create(**identity, **extra, **amounts)
+    except IntegrityError:
+        model.objects.filter(**identity).update(**increments)
+
+
+class RequestLogWriter:
+    """The queue and the task that drains it, one per process."""
+
+    def __init__(self) -> None:
+        self._queue: deque[Row] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self.dropped = 0
+        self.written = 0
+        self._dropping = False
+        self._failing = False
+
+    def put(self, row: Row) -> None:
+        if len(self._queue) >= conf.REQUEST_LOG_QUEUE:
+            self.dropped += 1
+            if not self._dropping:
+                self._dropping = True
+                logger.warning(
+                    "request log queue full (%d rows waiting): new rows are dropped",
+                    len(self._queue),
+                )
+            return
+        self._queue.append(row)
+        self._ensure_started()
+        if len(self._queue) >= conf.REQUEST_LOG_BATCH and self._wake is not None:
+            self._wake.set()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._queue)
+
+    def _ensure_started(self) -> None:
+        task = self._task
+        loop = asyncio.get_running_loop()
+        if task is None or task.done() or task.get_loop() is not loop:
+            self._wake = asyncio.Event()
+            self._task = loop.create_task(self._run(), context=contextvars.Context())
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        pause = 1.0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), pause)
+            self._wake.clear()
+            pause = 1.0 if await self.flush() else min(pause * 2, 10.0)
+
+    async def flush(self) -> bool:
+        """Write everything waiting, batch by batch; False if the database failed (the rows
+        stay queued for the next try)."""
+        while self._queue:
+            batch = [self._queue.popleft() for _ in range(min(len(self._queue), 1000))]
+            try:
+                await sync_to_async(_write_from_a_thread)(batch)
+            except DatabaseError as exc:
+                self._queue.extendleft(reversed(batch))
+                if not self._failing:
+                    self._failing = True
+                    logger.warning("request log unwritable, rows wait in memory: %s", exc)
+                return False
+            self.written += len(batch)
+            if self._failing or self._dropping:
+                logger.warning(
+                    "request log written again (%d rows dropped meanwhile)", self.dropped
+                )
+                self._failing = self._dropping = False
+        return True
+
+    async def aclose(self) -> None:
+        """Stop the task and write what is waiting (one try: the database may be gone)."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._queue and not await self.flush():
+            logger.warning("request log: %d rows not written at shutdown", len(self._queue))
+
+
+writer = RequestLogWriter()
+
+
+class RequestLogObserver(Observer):
+    def finish(self, record: RequestRecord) -> None:
+        if conf.REQUEST_LOG:
+            writer.put(row_of(record))
