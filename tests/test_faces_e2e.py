@@ -133,6 +133,7 @@ def test_uvicorn_serves_the_gateway_and_stops_cleanly(gateway_env, server_logs, 
     port = servers.free_port()
     argv = [sys.executable, "-m", "uvicorn", "--port", str(port), "project.asgi:application"]
     env = {"DJANGO_SETTINGS_MODULE": "project.settings", **gateway_env}
+    env["LLM_GATEWAY_REQUEST_LOG"] = "true"
     server = servers.Server(argv, port, env, server_logs / f"uvicorn-{port}.log").start()
     try:
         client = openai.OpenAI(base_url=server.api, api_key=api_key, max_retries=0)

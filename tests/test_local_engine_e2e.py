@@ -112,31 +112,6 @@ def test_stream_without_usage_chunk_is_fine(client, llama_gateway):
     # llama-cpp-python's server frames events with CRLF: the log still has what the client got
     received = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert received and f"content={received}" in llama_gateway.output()
-    # No usage from the engine: the request log counts the content events it relayed.
-    from llm_gateway.models import RequestLog
-
-    row = wait_until(lambda: RequestLog.objects.filter(request_id="llama-usage-1").first())
-    assert row is not None and row.usage_source == "counted"
-    assert row.completion_tokens == sum(
-        1 for c in chunks if c.choices and c.choices[0].delta.content
-    )
-    assert row.prompt_tokens and row.prompt_tokens > 0  # estimated from the prompt
-
-
-def test_a_plain_answer_carries_llama_cpps_usage(client):
-    from llm_gateway.models import RequestLog
-
-    completion = client.chat.completions.create(
-        model=MODEL_ALIAS,
-        messages=ASK,
-        max_tokens=8,
-        temperature=0,
-        extra_headers={"X-Request-Id": "llama-usage-2"},
-    )
-    row = wait_until(lambda: RequestLog.objects.filter(request_id="llama-usage-2").first())
-    assert row is not None and row.usage_source == "engine"
-    assert row.prompt_tokens == completion.usage.prompt_tokens
-    assert row.completion_tokens == completion.usage.completion_tokens
 
 
 def test_invalid_request_is_a_clean_openai_error(client):
@@ -182,3 +157,53 @@ def test_engine_stop_and_restart(engine, llama_gateway, api_key, client):
         assert time.monotonic() - restarted < 3.0, "the watchdog did not see the engine come back"
         time.sleep(0.05)
     assert client.chat.completions.create(model=MODEL_ALIAS, messages=ASK, max_tokens=4).choices
+
+
+def test_llama_cpps_usage_in_the_request_log(engine, gateway_env, server_logs, api_key):
+    """What llama-cpp-python's server reports: usage in plain answers, none in streams (even
+    when asked for): there the request log counts the content events it relayed."""
+    from llm_gateway.models import RequestLog
+
+    env = {
+        **gateway_env,
+        "LLM_GATEWAY_UPSTREAM_URL": engine.url + "/v1",
+        "LLM_GATEWAY_READ_TIMEOUT": "120",
+        "LLM_GATEWAY_UPSTREAM_REQUEST_ID_HEADER": "X-Gateway-Request-Id",
+        "LLM_GATEWAY_REQUEST_LOG": "true",
+    }
+    server = servers.daphne(server_logs, env).start()
+    try:
+        client = openai.OpenAI(base_url=server.api, api_key=api_key, max_retries=0, timeout=120)
+        options = {"model": MODEL_ALIAS, "messages": ASK, "max_tokens": 8, "temperature": 0}
+        plain = client.chat.completions.create(
+            **options, extra_headers={"X-Request-Id": "llama-usage-plain"}
+        )
+        chunks = list(
+            client.chat.completions.create(
+                **options, stream=True, extra_headers={"X-Request-Id": "llama-usage-stream"}
+            )
+        )
+        assert all(c.usage is None for c in chunks)  # the gateway asked; llama.cpp sent none
+        rows = wait_until(
+            lambda: (
+                {
+                    r.request_id: r
+                    for r in RequestLog.objects.filter(request_id__startswith="llama-usage-")
+                }
+                if RequestLog.objects.filter(request_id__startswith="llama-usage-").count() == 2
+                else None
+            )
+        )
+        assert rows, "no request log rows"
+        row = rows["llama-usage-plain"]
+        assert row.usage_source == "engine"
+        assert (row.prompt_tokens, row.completion_tokens) == (
+            plain.usage.prompt_tokens,
+            plain.usage.completion_tokens,
+        )
+        row = rows["llama-usage-stream"]
+        assert row.usage_source == "counted" and row.prompt_tokens > 0  # estimated
+        content = [c for c in chunks if c.choices and c.choices[0].delta.content]
+        assert row.completion_tokens == len(content)
+    finally:
+        server.stop()

@@ -24,9 +24,15 @@ CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "hi ther
 PROMPT_ESTIMATE = 4  # "hi there, engine": 16 characters, 4 per token
 
 
-@pytest.fixture
-def gateway(face_gateway):
-    return face_gateway
+LOGGED = {"LLM_GATEWAY_REQUEST_LOG": "true"}
+
+
+@pytest.fixture(scope="module", params=["fast", "django"])
+def gateway(request, gateway_env, server_logs):
+    """Each face, with the request log on (the shared gateways have it off)."""
+    server = servers.daphne(server_logs, {**gateway_env, **LOGGED}, face=request.param).start()
+    yield server
+    server.stop()
 
 
 def record_of(request_id: str, timeout: float = 5.0) -> RequestLog:
@@ -202,6 +208,7 @@ STATIC = "sk-static-request-log-test-0123456789"
 def test_a_database_outage_blocks_nothing_and_counts_what_it_drops(gateway_env, server_logs):
     env = {
         **gateway_env,
+        **LOGGED,
         "DATABASE_URL": "postgres://nobody@127.0.0.1:9/none",  # a closed port
         "LLM_GATEWAY_API_KEYS": STATIC,
         "LLM_GATEWAY_REQUEST_LOG_QUEUE": "5",
@@ -226,7 +233,7 @@ def test_a_database_outage_blocks_nothing_and_counts_what_it_drops(gateway_env, 
 
 
 def test_the_queue_is_written_at_shutdown(gateway_env, server_logs, api_key):
-    env = {**gateway_env, "LLM_GATEWAY_REQUEST_LOG_BATCH": "1000"}
+    env = {**gateway_env, **LOGGED, "LLM_GATEWAY_REQUEST_LOG_BATCH": "1000"}
     server = servers.daphne(server_logs, env).start()
     try:
         client = sdk(server, api_key)
