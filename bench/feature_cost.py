@@ -5,7 +5,8 @@
 Features: ``logging`` (response logging), ``usage`` (usage accounting and the request log).
 bench/run.sh measures each target once, one after the other, so machine noise between two
 targets (seen up to 10% on two processes running the same code) lands in the on/off ratio.
-Here two gateways (the feature off, on) run side by side in front of the harness's fake
+Here two gateways (the feature off, on) run side by side (on SQLite files of their own, or
+on the database of DATABASE_URL) in front of the harness's fake
 engine, and the same load goes to each in turn, round after round; the ratio of each round
 and their median are printed. Loads: ``requests:C`` (wrk, C connections, plain chat
 completions) and ``streams:C`` (64-event streams, C at once). Needs ../shared/bench set up
@@ -54,6 +55,8 @@ def wait_ready(url: str, timeout: float = 30.0) -> None:
 FEATURES = {  # feature: the settings that turn it on (off: each one "false")
     "logging": ("LLM_GATEWAY_LOG_RESPONSES",),
     "usage": ("LLM_GATEWAY_USAGE", "LLM_GATEWAY_REQUEST_LOG"),
+    "usage-counting": ("LLM_GATEWAY_USAGE",),  # the two parts of "usage" apart
+    "request-log": ("LLM_GATEWAY_REQUEST_LOG",),
 }
 
 
@@ -135,10 +138,11 @@ def main() -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    gateways = {False: start_gateway(OFF_PORT, args.feature, False, workdir)}
-    gateways[True] = start_gateway(ON_PORT, args.feature, True, workdir)
+    gateways: dict[bool, subprocess.Popen[bytes]] = {}
     try:
-        for port in (OFF_PORT, ON_PORT):
+        # One after the other: with a shared DATABASE_URL, both set up the same database.
+        for on, port in ((False, OFF_PORT), (True, ON_PORT)):
+            gateways[on] = start_gateway(port, args.feature, on, workdir)
             wait_ready(f"http://127.0.0.1:{port}/v1/models")
         for spec in args.loads.split(","):
             kind, concurrency = spec.split(":")[0], int(spec.split(":")[1])

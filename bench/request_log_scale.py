@@ -128,7 +128,7 @@ def main() -> None:
     some_id = RequestLog.objects.filter(key=key).values_list("request_id", flat=True)[500]
     pages = [
         ("request list", "/admin/llm_gateway/requestlog/", "scale-0"),
-        ("request list, one key", f"/admin/llm_gateway/requestlog/?key_name={key.name}", key.name),
+        ("request list, one key", f"/admin/llm_gateway/requestlog/?key={key.pk}", key.name),
         ("request list, 502s", "/admin/llm_gateway/requestlog/?status=502", "upstream_error"),
         ("request by id", f"/admin/llm_gateway/requestlog/?q={some_id}", some_id),
         ("a key's usage page", f"/admin/llm_gateway/apikey/{key.pk}/change/", "Tokens per day"),

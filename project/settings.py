@@ -95,7 +95,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # End-to-end tests run daphne in another process: it must see the test database, so the
     # test database is a file, never SQLite's in-memory default.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_db.sqlite3")}
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20}
+    # WAL: readers and the request log's writer in other processes do not block each other,
+    # and a commit does not wait for fsync (synchronous=NORMAL is durable in WAL mode).
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
 
 if redis_url := os.environ.get("REDIS_URL"):
     CACHES = {

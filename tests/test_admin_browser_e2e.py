@@ -96,9 +96,8 @@ def test_a_keys_usage_chart_in_a_real_browser(gateway, server_logs):
             )
             rec.model, rec.status, rec.ending = ("llama-3-8b" if i % 3 else "qwen-7b"), 200, "done"
             rec.prompt_tokens, rec.completion_tokens = 120 + 10 * i, 40 + day
-            row = row_of(rec)
-            row["created_at"] = timezone.now() - dt.timedelta(days=29 - day)
-            rows.append(row)
+            rec.created = (timezone.now() - dt.timedelta(days=29 - day)).timestamp()
+            rows.append(row_of(rec))
     write_rows(rows)
     session = admin_session(gateway)
     folder = Path(os.environ.get("LLM_GATEWAY_SCREENSHOTS") or server_logs)

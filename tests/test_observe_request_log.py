@@ -63,13 +63,10 @@ def test_rows_and_rollups_are_written_together():
 
 def test_prune_deletes_old_rows_in_batches_and_keeps_the_rollups():
     key, _ = ApiKey.create("old")
-    old = row_of(record(key, "old"))
-    old["created_at"] = timezone.now() - dt.timedelta(days=40)
+    days_ago = lambda n: (timezone.now() - dt.timedelta(days=n)).timestamp()  # noqa: E731
+    old = row_of(record(key, "old", created=days_ago(40)))
     write_rows([old, *[row_of(record(key, f"new{i}")) for i in range(3)]])
-    extra = [row_of(record(key, f"old{i}")) for i in range(5)]
-    for row in extra:
-        row["created_at"] = timezone.now() - dt.timedelta(days=31)
-    write_rows(extra)
+    write_rows([row_of(record(key, f"old{i}", created=days_ago(31))) for i in range(5)])
     out = io.StringIO()
     call_command("prune_request_log", "--older-than", "30d", "--batch-size", "2", stdout=out)
     assert "Deleted 6 request log rows" in out.getvalue() and "in 3 batch(es)" in out.getvalue()
@@ -96,6 +93,10 @@ def test_admin_pages_render_usage(admin_client):
     assert "a-err" in found and ">a1<" not in found
     filtered = admin_client.get("/admin/llm_gateway/requestlog/?ending=error:upstream_error")
     assert filtered.status_code == 200 and "a-err" in filtered.content.decode()
+    by_key = admin_client.get(f"/admin/llm_gateway/requestlog/?key={key.pk}").content.decode()
+    assert "a-err" in by_key and "a3" in by_key
+    other = admin_client.get("/admin/llm_gateway/requestlog/?key=name:static").content.decode()
+    assert "a-err" not in other
     overview = admin_client.get("/admin/llm_gateway/requestlog/usage/").content.decode()
     assert "Top keys by tokens" in overview and "charted" in overview
     assert "<td>upstream_error</td><td>1</td>" in overview
