@@ -4,7 +4,8 @@
 # Targets: gateway (one daphne process, the ASGI fast path, response logging off), gateway-log
 # (logging on), gateway-2w (two daphne processes on one port), gateway-django (the Django face
 # alone: MIDDLEWARE + urls.py, the API at /llm/v1, with the admin's middleware),
-# gateway-django-api (the same with only the gateway's middleware, project.settings_api).
+# gateway-django-api (the same with only the gateway's middleware, project.settings_api),
+# gateway-pg (the fast path with its request log in PostgreSQL: BENCH_DATABASE_URL).
 # BENCH_TARGETS=gateway,gateway-django picks some. Peers: direct, nginx, LiteLLM (../shared/bench). About 10 minutes with the defaults.
 # Then bench/open_streams.py for memory per open stream.
 set -euo pipefail
@@ -29,4 +30,9 @@ target gateway-django 8004 /llm --env DJANGO_SETTINGS_MODULE=project.settings_dj
     --env GATEWAY_APP=project.asgi_django:application
 target gateway-django-api 8005 /llm --env DJANGO_SETTINGS_MODULE=project.settings_api \
     --env GATEWAY_APP=project.asgi_django:application
+# The request log in PostgreSQL, as in production (BENCH_DATABASE_URL, e.g.
+# postgres://postgres@127.0.0.1:5432/llm_gateway_bench; the database must exist).
+if [[ -n "${BENCH_DATABASE_URL:-}" ]]; then
+    target gateway-pg 8006 --env "DATABASE_URL=$BENCH_DATABASE_URL"
+fi
 exec "$SHARED/run.sh" --duration 8 "$@" "${args[@]}"

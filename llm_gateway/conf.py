@@ -179,6 +179,13 @@ class Settings:
         return self._get("USAGE", True, parse_bool)
 
     @property
+    def UPSTREAM_CONTINUOUS_USAGE(self) -> bool:
+        """The engine reports usage in every chunk when asked (vLLM's
+        ``stream_options.continuous_usage_stats``): streams ask, so that a client that leaves
+        mid-stream is charged exactly; the fields are stripped unless the client asked."""
+        return self._get("UPSTREAM_CONTINUOUS_USAGE", False, parse_bool)
+
+    @property
     def REQUEST_LOG(self) -> bool:
         """One database row per relayed request, written in batches off the request's path."""
         return self._get("REQUEST_LOG", True, parse_bool)

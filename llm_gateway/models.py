@@ -1,4 +1,5 @@
-"""The API key model: a digest, a display prefix, and the dates that make a key usable."""
+"""The app's tables: API keys (a digest, a display prefix, the dates that make a key usable),
+the request log, and the daily usage rollups kept with it."""
 
 from __future__ import annotations
 

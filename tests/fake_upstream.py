@@ -220,7 +220,14 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         )
     n = int(request.headers.get("X-Fake-Chunks", "5"))
     if payload.get("stream"):
-        events = [sse(chat_chunk(i, content_for(i))) for i in range(n)]
+        continuous = (payload.get("stream_options") or {}).get("continuous_usage_stats")
+        # vLLM's continuous_usage_stats: the usage so far in every chunk
+        events = [
+            sse(
+                {**chat_chunk(i, content_for(i)), **({"usage": usage(i + 1)} if continuous else {})}
+            )
+            for i in range(n)
+        ]
         events.append(sse(chat_chunk(n, None, "stop")))
         no_usage = request.headers.get("X-Fake-No-Usage") == "1"
         if (payload.get("stream_options") or {}).get("include_usage") and not no_usage:
@@ -263,6 +270,47 @@ async def completions(request: web.Request) -> web.StreamResponse:
     entry["completed"] = True
     text = "".join(content_for(i) for i in range(n))
     return web.json_response({**completion_chunk(text, "stop"), "usage": usage(n)})
+
+
+def responses_event(kind: str, **fields: Any) -> bytes:
+    data = json.dumps({"type": kind, **fields}, ensure_ascii=False)
+    return f"event: {kind}\ndata: {data}\n\n".encode()
+
+
+async def responses(request: web.Request) -> web.StreamResponse:
+    """The Responses API: a plain answer, or its event stream ending in response.completed."""
+    entry, body, early = await guard(request)
+    if early is not None:
+        return early
+    n = int(request.headers.get("X-Fake-Chunks", "5"))
+    words = [content_for(i) for i in range(n)]
+    usage_ = {
+        "input_tokens": 9,
+        "output_tokens": n,
+        "total_tokens": 9 + n,
+        "input_tokens_details": {"cached_tokens": 4},
+    }
+    final = {
+        "id": "resp-fake",
+        "object": "response",
+        "model": MODEL,
+        "status": "completed",
+        "output": [
+            {"type": "message", "content": [{"type": "output_text", "text": "".join(words)}]}
+        ],
+        "usage": usage_,
+    }
+    if not json.loads(body).get("stream"):
+        entry["completed"] = True
+        return web.json_response(final, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+    events = [
+        responses_event(
+            "response.created", response={**final, "status": "in_progress", "usage": None}
+        )
+    ]
+    events += [responses_event("response.output_text.delta", delta=word) for word in words]
+    events.append(responses_event("response.completed", response=final))
+    return await stream(request, entry, events)
 
 
 async def embeddings(request: web.Request) -> web.StreamResponse:
@@ -332,6 +380,7 @@ def make_app(with_health: bool = True) -> web.Application:
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
     app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_post("/v1/responses", responses)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/_fake/requests", fake_requests)
     app.router.add_post("/_fake/reset", fake_reset)

@@ -258,3 +258,59 @@ def test_the_request_log_can_be_turned_off(gateway_env, server_logs, api_key):
         assert not RequestLog.objects.filter(request_id="u-off").exists()
     finally:
         server.stop()
+
+
+def test_the_responses_api_usage_plain_and_streamed(gateway, api_key):
+    client = sdk(gateway, api_key, default_headers={"X-Fake-Chunks": "6"})
+    plain = client.responses.create(
+        model="fake-model", input="hi", extra_headers={"X-Request-Id": "u-resp"}
+    )
+    assert plain.usage is not None and plain.usage.output_tokens == 6
+    events = list(
+        client.responses.create(
+            model="fake-model", input="hi", stream=True, extra_headers={"X-Request-Id": "u-resp-s"}
+        )
+    )
+    assert events[-1].type == "response.completed"  # the client's own: nothing withheld here
+    for request_id in ("u-resp", "u-resp-s"):
+        row = record_of(request_id)
+        assert (row.prompt_tokens, row.completion_tokens, row.cached_tokens) == (9, 6, 4)
+        assert row.usage_source == "engine", request_id
+
+
+@pytest.fixture(scope="module")
+def continuous_gateway(gateway_env, server_logs):
+    env = {**gateway_env, **LOGGED, "LLM_GATEWAY_UPSTREAM_CONTINUOUS_USAGE": "true"}
+    server = servers.daphne(server_logs, env).start()
+    yield server
+    server.stop()
+
+
+def test_continuous_usage_makes_a_disconnect_exact_and_is_stripped(
+    continuous_gateway, api_key, fake_requests
+):
+    gateway = continuous_gateway
+    stream = sdk(gateway, api_key, default_headers={"X-Fake-Chunks": "5"})
+    chunks = list(
+        stream.chat.completions.create(
+            **CHAT, stream=True, extra_headers={"X-Request-Id": "u-cont"}
+        )
+    )
+    assert all(c.usage is None for c in chunks)  # the client asked for none: it got none
+    assert (
+        "".join(c.choices[0].delta.content or "" for c in chunks) == "Hello wörld 🙂 ünïcode text"
+    )
+    options = json.loads(fake_requests()[-1]["body"])["stream_options"]
+    assert options == {"include_usage": True, "continuous_usage_stats": True}
+    assert record_of("u-cont").usage_source == "engine"
+    sock = _raw_stream(
+        gateway, api_key, "u-cont-left", "X-Fake-Chunks: 60\r\nX-Fake-Delay-Ms: 60\r\n"
+    )
+    received = b""
+    while _content_events(received.rsplit(b"\n\n", 1)[0]) < 4:
+        received += sock.recv(65536)
+    sock.close()
+    assert b'"usage"' not in received
+    row = record_of("u-cont-left")
+    assert row.ending == "client_disconnected" and row.usage_source == "engine"
+    assert row.completion_tokens == _content_events(received.rsplit(b"\n\n", 1)[0] + b"\n\n")

@@ -34,6 +34,7 @@ from .usage import (
     Usage,
     ask_for_usage,
     prompt_text_length,
+    strip_usage_fields,
     whole_body_usage,
     withhold_usage_events,
 )
@@ -100,6 +101,7 @@ class _Exchange:
         "answer",
         "meter",
         "withhold",
+        "strip",
         "usage",
         "_ended",
     )
@@ -117,6 +119,7 @@ class _Exchange:
         self.answer: Answer | None = None
         self.meter: StreamMeter | None = None
         self.withhold = False  # the gateway asked for the usage event: the client never sees it
+        self.strip = False  # ... and for usage in every chunk: stripped before the client
         self.usage: Usage | None = None  # of a whole answer
         self._ended = False
 
@@ -138,9 +141,9 @@ class _Exchange:
             model = payload.get("model")
             record.model = model if isinstance(model, str) else None
             if conf.USAGE and request.path in STREAMED_ENDPOINTS:
-                asked = ask_for_usage(body, payload)
+                asked = ask_for_usage(body, payload, conf.UPSTREAM_CONTINUOUS_USAGE)
                 if asked is not None:
-                    body, self.withhold = asked, True
+                    body, self.withhold, self.strip = asked.body, asked.withhold, asked.strip
         for observer in self.relay.observers:
             if (tap := observer.begin(request, record)) is not None:
                 self.taps.append(tap)
@@ -200,7 +203,7 @@ class _Exchange:
 
     async def _stream(self, answer: Answer) -> AsyncIterator[bytes]:
         """Each chunk as it arrives; a failure after the start becomes a final error event."""
-        record, taps, withhold = self.record, self.taps, self.withhold
+        record, taps, withhold, strip = self.record, self.taps, self.withhold, self.strip
         boundary = EventBoundary()
         meter: StreamMeter | None = StreamMeter()
         if conf.USAGE:
@@ -214,6 +217,8 @@ class _Exchange:
                     if not ready:
                         continue
                     sent = withhold_usage_events(ready) if withhold else ready
+                    if strip:
+                        sent = strip_usage_fields(sent)
                     if sent:
                         if record.ttfb is None:
                             record.ttfb = record.since_start()

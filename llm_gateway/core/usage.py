@@ -79,14 +79,38 @@ def _text_length(value: Any) -> int:
     return 0
 
 
-def ask_for_usage(body: bytes, payload: dict[str, Any]) -> bytes | None:
-    """The body with ``stream_options.include_usage`` turned on, when this is a stream that
-    did not ask for it; else None (the body goes as it came)."""
+class Asked:
+    """What the gateway asked of the engine that the client did not: the client never sees
+    it (``withhold``: the usage-only event; ``strip``: the usage in every chunk)."""
+
+    __slots__ = ("body", "withhold", "strip")
+
+    def __init__(self, body: bytes, withhold: bool, strip: bool) -> None:
+        self.body, self.withhold, self.strip = body, withhold, strip
+
+
+def ask_for_usage(body: bytes, payload: dict[str, Any], continuous: bool) -> Asked | None:
+    """The body asking for usage (``include_usage``, and ``continuous_usage_stats`` when the
+    engine has it), for a stream that did not ask for it all; else None (the body goes as
+    it came)."""
     if payload.get("stream") is not True:
         return None
     options = payload.get("stream_options")
-    if isinstance(options, dict) and options.get("include_usage"):
+    if options is not None and not isinstance(options, dict):
+        return None  # the engine will refuse it as it would have
+    has_usage = bool(options and options.get("include_usage"))
+    has_continuous = bool(options and options.get("continuous_usage_stats"))
+    if has_usage and (has_continuous or not continuous):
         return None
+    if continuous:
+        wanted = {**(options or {}), "include_usage": True, "continuous_usage_stats": True}
+        return Asked(
+            orjson.dumps({**payload, "stream_options": wanted}), not has_usage, not has_continuous
+        )
+    return Asked(_with_include_usage(body, payload, options), True, False)
+
+
+def _with_include_usage(body: bytes, payload: dict[str, Any], options: Any) -> bytes:
     if options is None:
         # Appended before the closing brace: the client's bytes stay as they were.
         end = body.rstrip().rfind(b"}")
@@ -94,8 +118,6 @@ def ask_for_usage(body: bytes, payload: dict[str, Any]) -> bytes | None:
             head = body[:end].rstrip()
             comma = b"" if head.endswith(b"{") else b","
             return head + comma + b'"stream_options":{"include_usage":true}' + body[end:]
-    if options is not None and not isinstance(options, dict):
-        return None  # the engine will refuse it as it would have
     return orjson.dumps({**payload, "stream_options": {**(options or {}), "include_usage": True}})
 
 
@@ -109,6 +131,27 @@ def withhold_usage_events(data: bytes) -> bytes:
         if not _is_usage_event(event):
             kept.append(event)
     return b"".join(kept)
+
+
+def strip_usage_fields(data: bytes) -> bytes:
+    """Whole events with the ``usage`` of content chunks removed (continuous usage stats the
+    client did not ask for); events without it keep their bytes."""
+    if b'"usage"' not in data:
+        return data
+    out: list[bytes] = []
+    for event in _split_events(data):
+        if b'"usage"' in event and event.startswith(b"data: {"):
+            end = len(event) - len(event.rstrip(b"\r\n"))
+            try:
+                chunk = orjson.loads(event[6 : len(event) - end])
+            except orjson.JSONDecodeError:
+                out.append(event)
+                continue
+            if isinstance(chunk, dict) and chunk.get("choices") and "usage" in chunk:
+                del chunk["usage"]
+                event = b"data: " + orjson.dumps(chunk) + event[len(event) - end :]
+        out.append(event)
+    return b"".join(out)
 
 
 def _split_events(data: bytes) -> list[bytes]:
