@@ -7,7 +7,10 @@ request or at ASGI lifespan start-up (each replica's watchdog, on the running lo
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sys
+from typing import Any
 
 from .conf import conf
 from .core import hooks
@@ -54,15 +57,35 @@ def get_relay() -> Relay:
     return _relay
 
 
+_started_on: asyncio.AbstractEventLoop | None = None
+
+
 def start() -> None:
-    """Start the background work on the running loop (again after a loop change)."""
+    """Start the background work on the running loop (again after a loop change), and, under
+    daphne (which has no ASGI lifespan), have its reactor run ``shutdown()`` before it stops.
+    Both faces call it on every request: after the first, it is one comparison."""
+    global _started_on
+    loop = asyncio.get_running_loop()
+    if loop is _started_on:
+        return
+    _started_on = loop
     get_relay().pool.start()
+    if "twisted.internet.reactor" in sys.modules:
+        from twisted.internet import defer
+        from twisted.internet import reactor as twisted_reactor
+
+        reactor: Any = twisted_reactor
+        reactor.addSystemEventTrigger(
+            "before", "shutdown", lambda: defer.Deferred.fromFuture(loop.create_task(shutdown()))
+        )
 
 
 async def shutdown() -> None:
     """Stop the background tasks and close the upstream connections of this process."""
     relays = [*_retired, *([_relay] if _relay is not None else [])]
     _retired.clear()
+    global _started_on
+    _started_on = None
     for relay in relays:
         await relay.pool.aclose()
     await key_store.aclose()
@@ -93,6 +116,6 @@ def refuse_bad_settings() -> None:
 
 def reset() -> None:
     """Forget the relay (tests): the next call builds a new one from the settings."""
-    global _relay, _built_from
-    _relay, _built_from = None, ()
+    global _relay, _built_from, _started_on
+    _relay, _built_from, _started_on = None, (), None
     _retired.clear()

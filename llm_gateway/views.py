@@ -56,6 +56,7 @@ def _response(reply: Reply) -> StreamingHttpResponse:
 @csrf_exempt
 async def relay(request: HttpRequest, sub_path: str = "") -> HttpResponseBase:
     """Any OpenAI endpoint: the path below ``v1/`` goes to the engine as it came."""
+    gateway.start()
     try:
         principal = asgi_principal(request) or getattr(request, "api_key", None)
         headers = request_headers(request)

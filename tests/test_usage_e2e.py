@@ -232,9 +232,10 @@ def test_a_database_outage_blocks_nothing_and_counts_what_it_drops(gateway_env, 
         server.stop()
 
 
-def test_the_queue_is_written_at_shutdown(gateway_env, server_logs, api_key):
+@pytest.mark.parametrize("face", ["fast", "django"])
+def test_the_queue_is_written_at_shutdown(gateway_env, server_logs, api_key, face):
     env = {**gateway_env, **LOGGED, "LLM_GATEWAY_REQUEST_LOG_BATCH": "1000"}
-    server = servers.daphne(server_logs, env).start()
+    server = servers.daphne(server_logs, env, face=face).start()
     try:
         client = sdk(server, api_key)
         for i in range(4):

@@ -3,10 +3,6 @@ application; runs the gateway's start-up and shutdown (ASGI lifespan, or daphne'
 
 from __future__ import annotations
 
-import asyncio
-import sys
-from typing import Any
-
 from .. import gateway
 from ..conf import conf
 from ..paths import app_path, canonical, is_under
@@ -17,15 +13,12 @@ from .endpoint import relay_endpoint
 class GatewayRouter:
     def __init__(self, fallback: ASGIApp) -> None:
         self.fallback = fallback
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
             return
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._start(loop)
+        gateway.start()
         prefix = conf.RELAY_PREFIX
         if prefix is not None and scope["type"] == "http":
             path = canonical(app_path(scope))
@@ -34,26 +27,10 @@ class GatewayRouter:
                 return
         await self.fallback(scope, receive, send)
 
-    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """First request on this loop: start the gateway and hook shutdown into daphne."""
-        self._loop = loop
-        gateway.start()
-        if "twisted.internet.reactor" in sys.modules:  # daphne has no ASGI lifespan
-            from twisted.internet import defer
-            from twisted.internet import reactor as twisted_reactor
-
-            reactor: Any = twisted_reactor
-            reactor.addSystemEventTrigger(
-                "before",
-                "shutdown",
-                lambda: defer.Deferred.fromFuture(loop.create_task(gateway.shutdown())),
-            )
-
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self._loop = asyncio.get_running_loop()
                 gateway.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
