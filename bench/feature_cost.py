@@ -2,7 +2,8 @@
     .venv/bin/python bench/feature_cost.py --feature usage [--rounds 5] [--seconds 5]
         [--loads requests:16,streams:32]
 
-Features: ``logging`` (response logging), ``usage`` (usage accounting and the request log).
+Features: ``logging`` (response logging), ``usage`` (usage accounting and the request log,
+or apart: ``usage-counting``, ``request-log``), ``metrics`` (the Prometheus observer).
 bench/run.sh measures each target once, one after the other, so machine noise between two
 targets (seen up to 10% on two processes running the same code) lands in the on/off ratio.
 Here two gateways (the feature off, on) run side by side (on SQLite files of their own, or
@@ -57,6 +58,7 @@ FEATURES = {  # feature: the settings that turn it on (off: each one "false")
     "usage": ("LLM_GATEWAY_USAGE", "LLM_GATEWAY_REQUEST_LOG"),
     "usage-counting": ("LLM_GATEWAY_USAGE",),  # the two parts of "usage" apart
     "request-log": ("LLM_GATEWAY_REQUEST_LOG",),
+    "metrics": ("LLM_GATEWAY_METRICS",),
 }
 
 

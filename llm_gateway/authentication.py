@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from .conf import conf
 from .errors import AuthenticationFailed
 from .keystore import Principal, Verdict, key_store
+from .observe.metrics import count_auth_failure
 from .paths import is_guarded
 
 SCOPE_KEY = "llm_gateway.api_key"  # where the ASGI face leaves the Principal
@@ -42,10 +43,14 @@ def bearer_token(headers: Iterable[tuple[bytes, bytes]]) -> str:
 
 
 async def authenticate(headers: Iterable[tuple[bytes, bytes]]) -> Principal:
-    """Who sent these headers; AuthenticationFailed if nobody we know."""
-    verdict, principal = await key_store.authenticate(bearer_token(headers))
-    if verdict is not Verdict.OK or principal is None:
-        raise AuthenticationFailed(verdict.value)
+    """Who sent these headers; AuthenticationFailed if nobody we know (counted)."""
+    try:
+        verdict, principal = await key_store.authenticate(bearer_token(headers))
+        if verdict is not Verdict.OK or principal is None:
+            raise AuthenticationFailed(verdict.value)
+    except AuthenticationFailed as exc:
+        count_auth_failure(exc.code)
+        raise
     return principal
 
 

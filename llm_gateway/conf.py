@@ -200,6 +200,22 @@ class Settings:
         """Records written in one insert; a batch is written at least once a second."""
         return self._get("REQUEST_LOG_BATCH", 500, int)
 
+    # --- metrics --------------------------------------------------------------------------
+    @property
+    def METRICS(self) -> bool:
+        """``GET /metrics`` in Prometheus' format, and the observer that feeds it."""
+        return self._get("METRICS", True, parse_bool)
+
+    @property
+    def METRICS_TOKEN(self) -> str:
+        """When set, ``/metrics`` needs ``Authorization: Bearer <token>``."""
+        return self._get("METRICS_TOKEN", "", str)
+
+    @property
+    def METRICS_KEY_LABELS(self) -> bool:
+        """A ``key`` label on requests and tokens: one series per key, unbounded."""
+        return self._get("METRICS_KEY_LABELS", False, parse_bool)
+
     # --- logging --------------------------------------------------------------------------
     @property
     def LOG_RESPONSES(self) -> bool:

@@ -16,7 +16,7 @@ from .conf import conf
 from .core import hooks
 from .core.relay import Relay
 from .keystore import key_store
-from .observe import request_log
+from .observe import metrics, request_log
 from .observe.response_log import ResponseLog
 from .upstream.client import Upstream
 from .upstream.pool import UpstreamPool
@@ -42,7 +42,11 @@ def build_relay() -> Relay:
     url = conf.UPSTREAM_URL
     pool = UpstreamPool([Upstream(url, conf.UPSTREAM_API_KEY)] if url else [])
     policies: list[hooks.Policy] = hooks.load(conf.POLICIES)  # type: ignore[assignment]
-    observers: list[hooks.Observer] = [ResponseLog(), request_log.RequestLogObserver()]
+    observers: list[hooks.Observer] = [
+        ResponseLog(),
+        request_log.RequestLogObserver(),
+        metrics.Metrics(pool),
+    ]
     observers += hooks.load(conf.OBSERVERS)  # type: ignore[arg-type]
     return Relay(pool, policies, observers)
 

@@ -22,14 +22,19 @@ Exactly daphne's command line, with these additions:
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 from .conf import env_flag
 from .tuning import tune_process
+
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def use_uvloop() -> bool:
@@ -82,9 +87,24 @@ def run_workers(workers: int, argv: list[str]) -> int:
         raise SystemExit("--workers needs an IPv4 address to bind (-b); see llm_gateway.run")
     sock = bind_socket(host, port)
     command = [sys.executable, "-m", "llm_gateway.run", "--fd", str(sock.fileno()), *argv]
-    children = [subprocess.Popen(command, pass_fds=[sock.fileno()]) for _ in range(workers)]
+    # One scrape of any worker reports them all: prometheus_client's multiprocess mode keeps
+    # every worker's values in files here (made fresh, removed when the workers are gone).
+    own_dir = METRICS_DIR not in os.environ
+    metrics_dir = os.environ.get(METRICS_DIR) or tempfile.mkdtemp(prefix="llm-gateway-metrics-")
+    env = {**os.environ, METRICS_DIR: metrics_dir}
+    children = [
+        subprocess.Popen(command, pass_fds=[sock.fileno()], env=env) for _ in range(workers)
+    ]
     sock.close()  # the workers hold it now
+    try:
+        return _supervise(children)
+    finally:
+        if own_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
+
+def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
+    """Forward SIGINT/SIGTERM to every worker; if one ends by itself, stop the others."""
     stopping = False
 
     def forward(signum: int, _frame: object) -> None:

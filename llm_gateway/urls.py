@@ -10,6 +10,7 @@ from . import views
 app_name = "llm_gateway"
 urlpatterns = [
     path("health", views.health, name="health"),
+    path("metrics", views.metrics_view, name="metrics"),
     path("v1/chat/completions", views.relay, {"sub_path": "chat/completions"}, name="chat"),
     path("v1/completions", views.relay, {"sub_path": "completions"}, name="completions"),
     path("v1/embeddings", views.relay, {"sub_path": "embeddings"}, name="embeddings"),

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from django.http import HttpRequest, HttpResponseBase, JsonResponse, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.views.decorators.csrf import csrf_exempt
 
 from . import gateway
@@ -20,6 +27,7 @@ from .conf import conf
 from .core.request import GatewayRequest, Reply
 from .errors import GatewayError, RequestTooLargeError
 from .middleware import asgi_principal, error_response, request_headers
+from .observe import metrics
 from .paths import canonical
 
 
@@ -77,6 +85,20 @@ async def relay(request: HttpRequest, sub_path: str = "") -> HttpResponseBase:
     except GatewayError as exc:
         return error_response(exc)
     return _response(reply)
+
+
+async def metrics_view(request: HttpRequest) -> HttpResponse:
+    """``metrics``: the Prometheus series (404 when ``LLM_GATEWAY_METRICS`` is off)."""
+    if not conf.METRICS:
+        raise Http404("Metrics are off.")
+    authorization = request.META.get("HTTP_AUTHORIZATION")
+    status, headers, body = metrics.render(
+        authorization.encode("latin-1") if authorization else None, gateway.get_relay().pool
+    )
+    response = HttpResponse(body, status=status)
+    for name, value in headers:
+        response[name.decode()] = value.decode()
+    return response
 
 
 async def health(request: HttpRequest) -> JsonResponse:

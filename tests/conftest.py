@@ -104,7 +104,9 @@ def fake_requests(upstream: servers.Server) -> Iterator[Callable[[], list[dict]]
     httpx.post(upstream.url + "/_fake/reset")
 
     def seen() -> list[dict]:
-        return httpx.get(upstream.url + "/_fake/requests").json()
+        """What clients sent through the gateway (its watchdog's own probes left out)."""
+        every = httpx.get(upstream.url + "/_fake/requests").json()
+        return [r for r in every if r["headers"].get("user-agent") != "llm-gateway-watchdog"]
 
     yield seen
 

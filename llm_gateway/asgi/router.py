@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from .. import gateway
 from ..conf import conf
+from ..observe import metrics
 from ..paths import app_path, canonical, is_under
 from ..types import ASGIApp, Receive, Scope, Send
 from .endpoint import relay_endpoint
+
+METRICS_PATH = "/metrics"
 
 
 class GatewayRouter:
@@ -19,6 +22,9 @@ class GatewayRouter:
             await self._lifespan(scope, receive, send)
             return
         gateway.start()
+        if scope["type"] == "http" and scope["path"] == METRICS_PATH and conf.METRICS:
+            await self._metrics(scope, send)
+            return
         prefix = conf.RELAY_PREFIX
         if prefix is not None and scope["type"] == "http":
             path = canonical(app_path(scope))
@@ -26,6 +32,13 @@ class GatewayRouter:
                 await relay_endpoint(scope, receive, send, path[len(prefix) :])
                 return
         await self.fallback(scope, receive, send)
+
+    async def _metrics(self, scope: Scope, send: Send) -> None:
+        authorization = next((v for n, v in scope["headers"] if n == b"authorization"), None)
+        status, headers, body = metrics.render(authorization, gateway.get_relay().pool)
+        headers = [*headers, (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         while True:

@@ -171,6 +171,7 @@ class RequestLogWriter:
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self.dropped = 0
+        self.dropped_counted = 0  # of those, what the metrics have counted already
         self.written = 0
         self._dropping = False
         self._failing = False

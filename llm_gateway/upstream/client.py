@@ -103,6 +103,7 @@ class Upstream:
         self.url = url.rstrip("/")
         self.api_key = api_key
         self.name = name or self.url
+        self.models: set[str] = set()  # what it serves, as its /models said (the watchdog asks)
         self.in_flight = 0  # requests of this process on this replica right now
         self.finished = 0  # requests that ended here (the watchdog's sign of traffic)
         self.health = Watchdog(self)

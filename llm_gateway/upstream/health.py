@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
+import orjson
 
 from ..conf import conf
 from ..errors import GatewayError
@@ -36,6 +37,7 @@ class Probed(Protocol):
 
     name: str
     url: str
+    models: set[str]
     in_flight: int
     finished: int
 
@@ -57,6 +59,9 @@ class Probed(Protocol):
 
 
 logger = logging.getLogger(__name__)
+DISCOVERY_SECONDS = 60.0
+# The gateway's own requests say so: an engine's logs (and the tests) tell them from clients'.
+PROBE_AGENT = ("User-Agent", "llm-gateway-watchdog")
 
 
 @dataclass(slots=True)
@@ -74,6 +79,7 @@ class Watchdog:
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._use_models_path = False
+        self._discover_at = 0.0  # monotonic time of the next /models look
 
     @property
     def dead(self) -> bool:
@@ -127,6 +133,33 @@ class Watchdog:
         except Exception as exc:  # a probe must never kill the watchdog
             reason = f"health probe failed: {type(exc).__name__}"
         self._record(reason)
+        now = time.monotonic()
+        if not reason and self.upstream.in_flight == 0 and now >= self._discover_at:
+            self._discover_at = now + DISCOVERY_SECONDS
+            await self._discover()
+
+    async def _discover(self) -> None:
+        """What the replica serves, from its ``/models`` (labels the metrics by model)."""
+        timeout = aiohttp.ClientTimeout(total=max(0.5, min(conf.WATCHDOG_INTERVAL, 10.0)))
+        try:
+            answer = await self.upstream.send(
+                "GET",
+                self.upstream.url + "/models",
+                headers=[*self.upstream.auth_headers(), PROBE_AGENT],
+                body=None,
+                timeout=timeout,
+                probe=True,
+            )
+            try:
+                listing = orjson.loads(await answer.read()) if answer.status == 200 else None
+            finally:
+                answer.release()
+        except (GatewayError, orjson.JSONDecodeError):
+            return
+        data = listing.get("data") if isinstance(listing, dict) else None
+        if isinstance(data, list):
+            found = {m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)}
+            self.upstream.models = found
 
     async def _probe(self) -> str:
         """'' when the engine answered well, else why not."""
@@ -136,7 +169,7 @@ class Watchdog:
             answer = await self.upstream.send(
                 "GET",
                 url,
-                headers=self.upstream.auth_headers(),
+                headers=[*self.upstream.auth_headers(), PROBE_AGENT],
                 body=None,
                 timeout=timeout,
                 probe=True,
