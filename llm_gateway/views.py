@@ -9,6 +9,7 @@ is read from the request stream up to ``LLM_GATEWAY_MAX_BODY_BYTES``, so Django'
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from django.http import (
@@ -53,8 +54,35 @@ async def _body(reply: Reply) -> AsyncIterator[bytes]:
         await reply.aclose()
 
 
+class _ReplyBody:
+    """The reply's body for StreamingHttpResponse, which closes what it streams when the
+    response is done (``close()``, from Django's thread): a reply that was never iterated (a
+    middleware replaced the response) still frees its replica and reaches its observers."""
+
+    __slots__ = ("_reply", "_loop")
+
+    def __init__(self, reply: Reply) -> None:
+        self._reply = reply
+        self._loop = asyncio.get_running_loop()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return _body(self._reply)
+
+    def close(self) -> None:
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._close_soon)
+
+    def _close_soon(self) -> None:
+        task = self._loop.create_task(self._reply.aclose())  # a no-op once it was closed
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+
+_closing: set[asyncio.Task[None]] = set()
+
+
 def _response(reply: Reply) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(_body(reply), status=reply.status)
+    response = StreamingHttpResponse(_ReplyBody(reply), status=reply.status)
     del response["Content-Type"]  # the engine's, or none
     for name, value in reply.headers:
         response[name.decode("latin-1")] = value.decode("latin-1")

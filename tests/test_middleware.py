@@ -86,3 +86,26 @@ def test_a_gateway_error_in_a_view_becomes_openai_json(client):
         "code": "engine_unavailable",
     }
     assert middleware.process_exception(RequestFactory().get("/x"), ValueError()) is None
+
+
+def test_a_django_reply_never_streamed_is_still_closed():
+    """A middleware may replace the relay's response: Django then only closes it."""
+    from llm_gateway.core.request import Reply
+    from llm_gateway.views import _response
+
+    closed = []
+
+    async def main() -> None:
+        reply = Reply(
+            200,
+            [(b"content-type", b"text/event-stream")],
+            content=b"x",
+            on_close=lambda: closed.append(True),
+        )
+        response = _response(reply)
+        await asyncio.get_running_loop().run_in_executor(None, response.close)  # Django's thread
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert closed == [True]
