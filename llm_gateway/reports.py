@@ -89,23 +89,21 @@ def errors_by_code(since: dt.date) -> list[dict[str, Any]]:
     ]
 
 
-RECORD_FIELDS = (
+# A request record's fields as usage_report prints them: the ones scripts rely on first.
+RECORD_COLUMNS: tuple[str, ...] = (
     "request_id",
-    "key_name",
+    "key",
     "model",
     "status",
     "stream",
     "prompt_tokens",
     "completion_tokens",
-    "cached_tokens",
     "usage_source",
     "ending",
-    "ttfb_ms",
     "ttft_ms",
     "duration_ms",
-    "created_at",
-    "client",
 )
+_MORE_FIELDS = ("cached_tokens", "ttfb_ms", "created_at", "client")
 
 
 def last_requests(count: int, key: str | None = None) -> list[dict[str, Any]]:
@@ -113,8 +111,9 @@ def last_requests(count: int, key: str | None = None) -> list[dict[str, Any]]:
     rows = RequestLog.objects.order_by("-created_at", "-id")
     if key is not None:
         rows = rows.filter(Q(key_name=key))
+    fields = [("key_name" if f == "key" else f) for f in (*RECORD_COLUMNS, *_MORE_FIELDS)]
     out = []
-    for row in rows.values(*RECORD_FIELDS)[:count]:
+    for row in rows.values(*fields)[:count]:
         row["key"] = row.pop("key_name")
         row["created_at"] = row["created_at"].isoformat()
         out.append(row)

@@ -18,19 +18,6 @@ COLUMNS: tuple[str, ...] = (
     "completion_tokens",
     "errors",
 )
-RECORD_COLUMNS: tuple[str, ...] = (
-    "request_id",
-    "key",
-    "model",
-    "status",
-    "stream",
-    "prompt_tokens",
-    "completion_tokens",
-    "usage_source",
-    "ending",
-    "ttft_ms",
-    "duration_ms",
-)
 
 
 def _date(value: str) -> dt.date:
@@ -57,7 +44,7 @@ class Command(BaseCommand):
             if count < 1:
                 raise CommandError("--requests takes a count above 0.")
             rows = reports.last_requests(count, key)
-            columns = RECORD_COLUMNS
+            columns = reports.RECORD_COLUMNS
         else:
             since = _date(options["since"]) if options["since"] else None
             rows = reports.by_key_and_model(key, since)
