@@ -16,7 +16,6 @@ project has both), they reuse its result: the key is checked once.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,8 +27,6 @@ from .errors import GatewayError, log_server_error
 from .keystore import Principal
 from .request_id import SCOPE_KEY as REQUEST_ID_KEY
 from .request_id import choose, request_id_var
-
-logger = logging.getLogger("llm_gateway.errors")
 
 GetResponse = Callable[[HttpRequest], Any]
 

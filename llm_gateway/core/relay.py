@@ -233,7 +233,7 @@ class _Exchange:
                         tap.feed(sent)
             except GatewayError as exc:
                 error = exc
-            done = last_sent.rstrip(b"\r\n").endswith(DONE_EVENT_END)
+            done = _ends_with_done(last_sent)
             if error is not None and done:
                 boundary.flush()  # the answer was complete; only the connection's end was not
                 error = None
@@ -255,8 +255,7 @@ class _Exchange:
         finally:
             if not self._ended:  # closed or cancelled before the end: the client left
                 answer.close()
-                done = last_sent.rstrip(b"\r\n").endswith(DONE_EVENT_END)
-                self.end("done" if done else "client_disconnected")
+                self.end("done" if _ends_with_done(last_sent) else "client_disconnected")
 
     async def _passthrough(self, answer: Answer) -> AsyncIterator[bytes]:
         """A large or unsized body, chunk by chunk (not SSE: a failure can only cut it)."""
@@ -315,6 +314,11 @@ class _Exchange:
             record = self.record
             record.prompt_tokens, record.completion_tokens = usage.prompt, usage.completion
             record.cached_tokens, record.usage_source = usage.cached, usage.source
+
+
+def _ends_with_done(sent: bytes) -> bool:
+    """Whether the last bytes sent closed the stream with ``[DONE]``: the answer was whole."""
+    return sent.rstrip(b"\r\n").endswith(DONE_EVENT_END)
 
 
 def _safely(function: Any, record: RequestRecord) -> None:

@@ -48,10 +48,6 @@ class UpstreamPool:
         for upstream in self.upstreams:
             upstream.health.ensure_started()
 
-    @property
-    def alive(self) -> bool:
-        return any(not upstream.health.dead for upstream in self.upstreams)
-
     async def aclose(self) -> None:
         for upstream in self.upstreams:
             await upstream.aclose()
