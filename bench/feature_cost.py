@@ -3,7 +3,9 @@
         [--loads requests:16,streams:32]
 
 Features: ``logging`` (response logging), ``usage`` (usage accounting and the request log,
-or apart: ``usage-counting``, ``request-log``), ``metrics`` (the Prometheus observer).
+or apart: ``usage-counting``, ``request-log``), ``metrics`` (the Prometheus observer),
+``limits`` (a key with every limit set against one with none; with ``REDIS_URL`` set, the
+limits are in that Redis), ``routing`` (three replicas, three fake engines, against one).
 bench/run.sh measures each target once, one after the other, so machine noise between two
 targets (seen up to 10% on two processes running the same code) lands in the on/off ratio.
 Here two gateways (the feature off, on) run side by side (on SQLite files of their own, or
@@ -59,7 +61,12 @@ FEATURES = {  # feature: the settings that turn it on (off: each one "false")
     "usage-counting": ("LLM_GATEWAY_USAGE",),  # the two parts of "usage" apart
     "request-log": ("LLM_GATEWAY_REQUEST_LOG",),
     "metrics": ("LLM_GATEWAY_METRICS",),
+    # A key with every limit against a key with none (in Redis when REDIS_URL is set).
+    "limits": ("BENCH_KEY_LIMITS",),
+    # Three replicas (three fake engines, least_outstanding) against one.
+    "routing": (),
 }
+REPLICA_PORTS = (9111, 9112, 9113)
 
 
 def start_gateway(port: int, feature: str, on: bool, workdir: Path) -> subprocess.Popen[bytes]:
@@ -69,6 +76,9 @@ def start_gateway(port: int, feature: str, on: bool, workdir: Path) -> subproces
         BENCH_VAR=str(workdir / f"gateway-{port}"),
         **dict.fromkeys(FEATURES[feature], "true" if on else "false"),
     )
+    if feature == "routing" and on:
+        replicas = [{"url": f"http://127.0.0.1:{p}/v1", "name": f"r{p}"} for p in REPLICA_PORTS]
+        env["LLM_GATEWAY_UPSTREAMS"] = json.dumps(replicas)
     out = open(workdir / f"gateway-{port}.log", "wb")  # noqa: SIM115 (closed with the process)
     return subprocess.Popen(
         ["bash", "bench/start_gateway.sh", str(port), KEY],
@@ -135,11 +145,15 @@ def main() -> None:
     args = parser.parse_args()
     workdir = Path(f"/tmp/llm-gateway-feature-cost-{args.feature}")
     workdir.mkdir(exist_ok=True)
-    upstream = subprocess.Popen(
-        [BENCH_PYTHON, str(SHARED / "fake_upstream.py"), "--port", str(UPSTREAM_PORT)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    ports = [UPSTREAM_PORT, *(REPLICA_PORTS if args.feature == "routing" else ())]
+    upstreams = [
+        subprocess.Popen(
+            [BENCH_PYTHON, str(SHARED / "fake_upstream.py"), "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
     gateways: dict[bool, subprocess.Popen[bytes]] = {}
     try:
         # One after the other: with a shared DATABASE_URL, both set up the same database.
@@ -168,9 +182,9 @@ def main() -> None:
                 flush=True,
             )
     finally:
-        for process in [*gateways.values(), upstream]:
+        for process in [*gateways.values(), *upstreams]:
             process.send_signal(signal.SIGINT)
-        for process in [*gateways.values(), upstream]:
+        for process in [*gateways.values(), *upstreams]:
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:

@@ -5,7 +5,9 @@
 # (logging on), gateway-2w (two daphne processes on one port), gateway-django (the Django face
 # alone: MIDDLEWARE + urls.py, the API at /llm/v1, with the admin's middleware),
 # gateway-django-api (the same with only the gateway's middleware, project.settings_api),
-# gateway-pg (the fast path with its request log in PostgreSQL: BENCH_DATABASE_URL).
+# gateway-pg (the fast path with its request log in PostgreSQL: BENCH_DATABASE_URL),
+# gateway-limits (the fast path, its key with every limit, in the Redis of BENCH_REDIS_URL;
+# its request log in BENCH_DATABASE_URL when set, as gateway-pg's).
 # BENCH_TARGETS=gateway,gateway-django picks some. Peers: direct, nginx, LiteLLM (../shared/bench). About 10 minutes with the defaults.
 # Then bench/open_streams.py for memory per open stream.
 set -euo pipefail
@@ -34,5 +36,9 @@ target gateway-django-api 8005 /llm --env DJANGO_SETTINGS_MODULE=project.setting
 # postgres://postgres@127.0.0.1:5432/llm_gateway_bench; the database must exist).
 if [[ -n "${BENCH_DATABASE_URL:-}" ]]; then
     target gateway-pg 8006 --env "DATABASE_URL=$BENCH_DATABASE_URL"
+fi
+if [[ -n "${BENCH_REDIS_URL:-}" ]]; then
+    target gateway-limits 8007 --env "REDIS_URL=$BENCH_REDIS_URL" --env BENCH_KEY_LIMITS=true \
+        ${BENCH_DATABASE_URL:+--env "DATABASE_URL=$BENCH_DATABASE_URL"}
 fi
 exec "$SHARED/run.sh" --duration 8 "$@" "${args[@]}"

@@ -4,7 +4,9 @@
 # A database of its own in $BENCH_VAR (migrated, KEY stored as a database key, as a real
 # deployment has), access and response logging as the environment says, then exec daphne so
 # the PID the harness measures is the server's. Extra daphne options: $DAPHNE_ARGS; the
-# application: $GATEWAY_APP (project.asgi:application, the fast path).
+# application: $GATEWAY_APP (project.asgi:application, the fast path). BENCH_KEY_LIMITS=true
+# gives the key every limit (high enough never to refuse: the cost of checking them; the
+# limits are in Redis when REDIS_URL is set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=$1
@@ -16,13 +18,17 @@ export LLM_GATEWAY_ACCESS_LOG=${LLM_GATEWAY_ACCESS_LOG:-false}
 mkdir -p "$LLM_GATEWAY_VAR_DIR"
 .venv/bin/python manage.py migrate --no-input -v 0
 .venv/bin/python - "$KEY" <<'PY'
-import sys, django
+import os, sys, django
 django.setup()
 from llm_gateway import keys
 from llm_gateway.models import ApiKey
 raw = sys.argv[1]
 ApiKey.objects.filter(name="bench").delete()
-ApiKey.objects.create(name="bench", prefix=keys.prefix_of(raw), digest=keys.digest(raw))
+limits = {}
+if os.environ.get("BENCH_KEY_LIMITS") == "true":
+    limits = dict(rpm=10**9, tpm=10**9, max_parallel=10**6, allowed_models="fake-*",
+                  token_budget=10**15, budget_period="day")
+ApiKey.objects.create(name="bench", prefix=keys.prefix_of(raw), digest=keys.digest(raw), **limits)
 PY
 ulimit -n "$(ulimit -Hn)"  # a thousand open streams need two thousand sockets
 WORKERS=${GATEWAY_WORKERS:+--workers $GATEWAY_WORKERS}

@@ -19,18 +19,28 @@ from django.utils.functional import cached_property
 from django.utils.safestring import mark_safe
 
 from . import charts, keys, reports
-from .models import ApiKey, ApiKeyQuerySet, ErrorDaily, RequestLog, UsageDaily
+from .models import ApiKey, ApiKeyQuerySet, ErrorDaily, RequestLog, UsageDaily, UserLimits
+
+LIMIT_FIELDS = ["allowed_models", "rpm", "tpm", "max_parallel", "token_budget", "budget_period"]
 
 
 class ApiKeyAddForm(forms.ModelForm):
     class Meta:
         model = ApiKey
-        fields = ["name", "owner", "expires_at"]
+        fields = ["name", "owner", "expires_at", *LIMIT_FIELDS]
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["name", "display_prefix", "status", "created_at", "last_used_at", "expires_at"]
+    list_display = [
+        "name",
+        "display_prefix",
+        "status",
+        "limits",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+    ]
     list_filter = ["created_at", "expires_at", "revoked_at"]
     search_fields = ["name", "prefix"]
     readonly_fields = ["display_prefix", "digest", "created_at", "updated_at", "last_used_at"]
@@ -41,11 +51,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "owner",
         "expires_at",
         "revoked_at",
+        *LIMIT_FIELDS,
         "created_at",
         "updated_at",
         "last_used_at",
     ]
     actions = ["revoke_keys"]
+
+    @admin.display(description="limits")
+    def limits(self, obj: ApiKey) -> str:
+        return obj.limits_summary()
 
     @admin.display(description="key", ordering="prefix")
     def display_prefix(self, obj: ApiKey) -> str:
@@ -108,6 +123,20 @@ class ApiKeyAdmin(admin.ModelAdmin):
         response = TemplateResponse(request, "admin/llm_gateway/apikey/created.html", context)
         response["Cache-Control"] = "no-store"  # the only page that ever holds the key
         return response
+
+
+@admin.register(UserLimits)
+class UserLimitsAdmin(admin.ModelAdmin):
+    """Limits shared by all of a user's keys (each key's own limits apply as well)."""
+
+    list_display = ["user", "summary"]
+    search_fields = ["user__username"]
+    fields = ["user", *LIMIT_FIELDS]
+    raw_id_fields = ["user"]
+
+    @admin.display(description="limits")
+    def summary(self, obj: UserLimits) -> str:
+        return obj.limits_summary()
 
 
 class UsageOnKeyPage:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
@@ -13,6 +12,7 @@ from django.utils.module_loading import import_string
 
 from .conf import conf, setting_names
 from .paths import is_guarded
+from .upstream import config as upstream_config
 
 _POSITIVE = (
     "CONNECT_TIMEOUT",
@@ -21,6 +21,13 @@ _POSITIVE = (
     "KEY_CACHE_SECONDS",
     "WATCHDOG_INTERVAL",
     "WATCHDOG_FAILURES",
+    "LIMITS_TIMEOUT",
+    "LIMITS_LEASE_SECONDS",
+    "AFFINITY_PREFIX_CHARS",
+    "AFFINITY_LOAD_FACTOR",
+    "EJECT_FAILURES",
+    "EJECT_SECONDS",
+    "EJECT_MAX_SECONDS",
 )
 
 
@@ -41,31 +48,25 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     if check_values():
         return []  # reported above; the checks below would only repeat it
     errors: list[CheckMessage] = []
-    url = conf.UPSTREAM_URL
-    if not url:
+    replicas = conf.UPSTREAMS
+    if not replicas:
         errors.append(
             Warning(
                 "LLM_GATEWAY_UPSTREAM_URL is not set: every /v1 request will answer 503.",
-                hint="Set it to the engine's base URL including /v1, e.g. http://127.0.0.1:8001/v1.",
+                hint="Set it to the engine's base URL including /v1, e.g. http://127.0.0.1:8001/v1"
+                " (or LLM_GATEWAY_UPSTREAMS to a list of replicas).",
                 id="llm_gateway.W001",
             )
         )
-    else:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            errors.append(
-                Error(
-                    f"LLM_GATEWAY_UPSTREAM_URL must be an http(s) URL, not {url!r}.",
-                    id="llm_gateway.E001",
-                )
+    elif not conf.UPSTREAMS_LIST and (problem := upstream_config.url_problem(replicas[0].url)):
+        errors.append(
+            Error(
+                f"LLM_GATEWAY_UPSTREAM_URL {problem}, not {replicas[0].url!r}.",
+                id="llm_gateway.E001",
             )
-        elif parts.query or parts.fragment:
-            errors.append(
-                Error(
-                    "LLM_GATEWAY_UPSTREAM_URL must not have a query or fragment.",
-                    id="llm_gateway.E001",
-                )
-            )
+        )
+    for problem in upstream_config.problems(replicas) if conf.UPSTREAMS_LIST else []:
+        errors.append(Error(f"LLM_GATEWAY_UPSTREAMS: {problem}.", id="llm_gateway.E001"))
     for prefix in conf.AUTH_PREFIXES:
         if not prefix.startswith("/"):
             errors.append(
@@ -77,6 +78,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     for name in _POSITIVE:
         if getattr(conf, name) <= 0:
             errors.append(Error(f"LLM_GATEWAY_{name} must be above 0.", id="llm_gateway.E003"))
+    if conf.AFFINITY_LOAD_FACTOR < 1:
+        errors.append(
+            Error(
+                "LLM_GATEWAY_AFFINITY_LOAD_FACTOR must be at least 1 (1.25: a replica takes up "
+                "to 25% more than the average before passing requests on).",
+                id="llm_gateway.E003",
+            )
+        )
     if any(len(key) < 16 for key in conf.API_KEYS):
         errors.append(
             Warning(

@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 
+from .upstream.config import ReplicaSpec, parse_replicas
+
 T = TypeVar("T")
 PREFIX = "LLM_GATEWAY_"
 _MISSING = object()
@@ -142,6 +144,54 @@ class Settings:
         return self._get("UPSTREAM_URL", "", str).rstrip("/")
 
     @property
+    def UPSTREAMS_LIST(self) -> list[ReplicaSpec]:
+        """``LLM_GATEWAY_UPSTREAMS``: several replicas (a list, or JSON holding one)."""
+        return self._get("UPSTREAMS", [], parse_replicas)
+
+    @property
+    def UPSTREAMS(self) -> list[ReplicaSpec]:
+        """The replicas: ``UPSTREAMS`` if set, else ``UPSTREAM_URL`` as a pool of one."""
+        replicas = self.UPSTREAMS_LIST
+        if replicas or not self.UPSTREAM_URL:
+            return replicas
+        return [ReplicaSpec(self.UPSTREAM_URL, None, self.UPSTREAM_API_KEY)]
+
+    @property
+    def ROUTING(self) -> str:
+        """How requests are spread over the replicas of a model."""
+        return self._get("ROUTING", "least_outstanding", _parse_routing)
+
+    @property
+    def RETRIES(self) -> int:
+        """Other replicas tried when one fails before the first byte (refused, reset, 5xx)."""
+        return self._get("RETRIES", 2, int)
+
+    @property
+    def AFFINITY_PREFIX_CHARS(self) -> int:
+        """``prefix_affinity``: characters of the system prompt and first messages hashed."""
+        return self._get("AFFINITY_PREFIX_CHARS", 2048, int)
+
+    @property
+    def AFFINITY_LOAD_FACTOR(self) -> float:
+        """``prefix_affinity``: a replica above this many times the average load passes the
+        request on (consistent hashing with bounded loads, c)."""
+        return self._get("AFFINITY_LOAD_FACTOR", 1.25, float)
+
+    @property
+    def EJECT_FAILURES(self) -> int:
+        """Failures in a row that eject a replica (passive health)."""
+        return self._get("EJECT_FAILURES", 3, int)
+
+    @property
+    def EJECT_SECONDS(self) -> float:
+        """A replica's first cooldown; each new ejection doubles it, up to the maximum."""
+        return self._get("EJECT_SECONDS", 2.0, float)
+
+    @property
+    def EJECT_MAX_SECONDS(self) -> float:
+        return self._get("EJECT_MAX_SECONDS", 60.0, float)
+
+    @property
     def UPSTREAM_API_KEY(self) -> str:
         """The key sent upstream; the client's own key is never forwarded."""
         return self._get("UPSTREAM_API_KEY", "", str)
@@ -171,6 +221,39 @@ class Settings:
     def POOL_SIZE(self) -> int:
         """Upper bound on open upstream connections per process (0: no limit)."""
         return self._get("POOL_SIZE", 0, int)
+
+    # --- limits ---------------------------------------------------------------------------
+    @property
+    def REDIS_URL(self) -> str:
+        """The Redis that every process shares limits in (default: the ``REDIS_URL``
+        environment variable); empty: each process counts alone, in memory."""
+        return self._get("REDIS_URL", os.environ.get("REDIS_URL", ""), _parse_redis_url)
+
+    @property
+    def LIMITS_FAIL(self) -> str:
+        """Redis unreachable: ``open`` serves uncounted (warned once, counted in metrics),
+        ``closed`` answers 503."""
+        return self._get("LIMITS_FAIL", "open", _parse_fail_mode)
+
+    @property
+    def LIMITS_TIMEOUT(self) -> float:
+        """Longest wait for Redis (connect or answer) before the store counts as unreachable."""
+        return self._get("LIMITS_TIMEOUT", 0.5, float)
+
+    @property
+    def LIMITS_LEASE_SECONDS(self) -> float:
+        """A slot of a process that died is free after this long (live ones are renewed)."""
+        return self._get("LIMITS_LEASE_SECONDS", 30.0, float)
+
+    @property
+    def LIMITS_DEFAULT_MAX_TOKENS(self) -> int:
+        """The completion tokens a request without ``max_tokens`` reserves (then settled)."""
+        return self._get("LIMITS_DEFAULT_MAX_TOKENS", 1024, int)
+
+    @property
+    def LIMITS_NAMESPACE(self) -> str:
+        """Prefix of the limits' Redis keys: gateways sharing a Redis count apart."""
+        return self._get("LIMITS_NAMESPACE", "llm_gateway", str)
 
     # --- usage ----------------------------------------------------------------------------
     @property
@@ -259,6 +342,30 @@ def _parse_prefix(value: Any) -> str | None:
     if not text.startswith("/"):
         raise ValueError(f"{text!r} must start with '/'")
     return text.rstrip("/") or None
+
+
+ROUTINGS = ("least_outstanding", "round_robin", "prefix_affinity")
+
+
+def _parse_routing(value: Any) -> str:
+    routing = str(value).strip().lower()
+    if routing not in ROUTINGS:
+        raise ValueError(f"{value!r} is not one of {', '.join(ROUTINGS)}")
+    return routing
+
+
+def _parse_redis_url(value: Any) -> str:
+    url = str(value).strip()
+    if url and not url.startswith(("redis://", "rediss://")):
+        raise ValueError("must be a redis:// or rediss:// URL")
+    return url
+
+
+def _parse_fail_mode(value: Any) -> str:
+    mode = str(value).strip().lower()
+    if mode not in ("open", "closed"):
+        raise ValueError(f"{value!r} is neither open nor closed")
+    return mode
 
 
 def setting_names() -> list[str]:

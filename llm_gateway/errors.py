@@ -47,6 +47,11 @@ class GatewayError(Exception):
     def headers(self) -> list[tuple[bytes, bytes]]:
         return self._headers
 
+    def add_headers(self, headers: list[tuple[bytes, bytes]]) -> None:
+        """Headers every answer carries (the limits'), added to this one's."""
+        if headers:
+            self._headers = [*self._headers, *headers]
+
     def body(self) -> dict[str, Any]:
         """The OpenAI error object: an upstream's own (cleaned) when it sent one."""
         if self._body is not None:
@@ -73,6 +78,21 @@ class RequestTooLargeError(GatewayError):
     status = 413
     type = "invalid_request_error"
     code = "request_too_large"
+
+
+class ModelNotFound(GatewayError):
+    """OpenAI's answer, the same whether the model exists or the key may not use it."""
+
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+
+    def __init__(self, model: str | None) -> None:
+        if model is None:
+            message = "The request names no model: set its 'model'."
+        else:
+            message = f"The model `{model}` does not exist or you do not have access to it."
+        super().__init__(message, param="model" if model is None else None)
 
 
 class AuthenticationFailed(GatewayError):

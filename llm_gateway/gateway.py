@@ -16,6 +16,7 @@ from .conf import conf
 from .core import hooks
 from .core.relay import Relay
 from .keystore import key_store
+from .limits.policy import LimitsPolicy
 from .observe import metrics, request_log
 from .observe.response_log import ResponseLog
 from .upstream.client import Upstream
@@ -30,18 +31,32 @@ _retired: list[Relay] = []  # replaced after a settings change: closed at shutdo
 
 def _settings_key() -> tuple[object, ...]:
     return (
-        conf.UPSTREAM_URL,
-        conf.UPSTREAM_API_KEY,
+        tuple(conf.UPSTREAMS),
+        conf.ROUTING,
+        conf.AFFINITY_LOAD_FACTOR,
         tuple(conf.POLICIES),
         tuple(conf.OBSERVERS),
     )
 
 
 def build_relay() -> Relay:
-    """A relay from the settings: the pool, the built-in observers, then the project's."""
-    url = conf.UPSTREAM_URL
-    pool = UpstreamPool([Upstream(url, conf.UPSTREAM_API_KEY)] if url else [])
-    policies: list[hooks.Policy] = hooks.load(conf.POLICIES)  # type: ignore[assignment]
+    """A relay from the settings: the pool, the built-in policy (limits) and observers, then
+    the project's."""
+    upstreams = [
+        Upstream(
+            spec.url,
+            spec.api_key,
+            spec.name or None,
+            models=spec.models,
+            weight=spec.weight,
+            connect_timeout=spec.connect_timeout,
+            read_timeout=spec.read_timeout,
+        )
+        for spec in conf.UPSTREAMS
+    ]
+    pool = UpstreamPool(upstreams, conf.ROUTING, conf.AFFINITY_LOAD_FACTOR)
+    policies: list[hooks.Policy] = [LimitsPolicy()]
+    policies += hooks.load(conf.POLICIES)  # type: ignore[arg-type]
     observers: list[hooks.Observer] = [
         ResponseLog(),
         request_log.RequestLogObserver(),
@@ -92,6 +107,8 @@ async def shutdown() -> None:
     _started_on = None
     for relay in relays:
         await relay.pool.aclose()
+        for policy in relay.policies:
+            await policy.aclose()
     await key_store.aclose()
     await request_log.writer.aclose()
     logger.info(

@@ -29,6 +29,8 @@ from django.db import DatabaseError, close_old_connections
 from . import keys
 from .conf import conf
 from .errors import KeyStoreUnavailable
+from .limits.spec import FIELDS as LIMIT_FIELDS
+from .limits.spec import Scope, scopes_for
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ class Principal:
     id: int | None
     name: str
     prefix: str
+    scopes: tuple[Scope, ...] = ()  # the key's limits and its owner's; () : none
 
 
 class Verdict(enum.Enum):
@@ -62,7 +65,18 @@ class _Entry:
     seen: float  # monotonic
 
 
-_FIELDS = ("id", "name", "prefix", "digest", "expires_at", "revoked_at")
+_OWNER_LIMITS = "owner__llm_gateway_limits__"
+_FIELDS = (
+    "id",
+    "name",
+    "prefix",
+    "digest",
+    "expires_at",
+    "revoked_at",
+    "owner_id",
+    *LIMIT_FIELDS,
+    *(_OWNER_LIMITS + name for name in LIMIT_FIELDS),
+)
 
 
 def _entry_from_row(row: dict[str, Any] | None, now: float) -> _Entry:
@@ -70,7 +84,7 @@ def _entry_from_row(row: dict[str, Any] | None, now: float) -> _Entry:
         return _Entry(None, None, None, None, now, now)
     return _Entry(
         row["digest"],
-        Principal(row["id"], row["name"], row["prefix"]),
+        Principal(row["id"], row["name"], row["prefix"], scopes_for(row, _OWNER_LIMITS)),
         row["expires_at"].timestamp() if row["expires_at"] else None,
         row["revoked_at"].timestamp() if row["revoked_at"] else None,
         now,
@@ -82,8 +96,15 @@ def _fetch_rows(prefixes: list[str]) -> dict[str, dict[str, Any]]:
     from .models import ApiKey
 
     close_old_connections()  # a dropped database connection is reopened, not reused
-    rows = ApiKey.objects.filter(prefix__in=prefixes).values(*_FIELDS)
+    rows = ApiKey.objects.filter(prefix__in=prefixes).values(*_FIELDS, owner_name=_owner_name())
     return {row["prefix"]: row for row in rows}
+
+
+def _owner_name() -> Any:
+    from django.contrib.auth import get_user_model
+    from django.db.models import F
+
+    return F("owner__" + get_user_model().USERNAME_FIELD)
 
 
 def _write_last_used(key_id: int, interval: float) -> None:
@@ -230,6 +251,8 @@ class KeyStore:
                 continue
             entry = _entry_from_row(rows.get(prefix), now)
             entry.seen = old.seen
+            if entry.principal == old.principal:
+                entry.principal = old.principal  # the same object: plans cached on it stay
             self._entries[prefix] = entry
 
     async def aclose(self) -> None:

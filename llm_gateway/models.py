@@ -1,5 +1,6 @@
-"""The app's tables: API keys (a digest, a display prefix, the dates that make a key usable),
-the request log, and the daily usage rollups kept with it."""
+"""The app's tables: API keys (a digest, a display prefix, the dates that make a key usable,
+its limits), a user's limits shared by all their keys, the request log, and the daily usage
+rollups kept with it."""
 
 from __future__ import annotations
 
@@ -13,14 +14,61 @@ from django.utils import timezone
 from . import keys
 
 
+class LimitFields(models.Model):
+    """Every limit is optional (empty: none). Changes reach every process within a second:
+    the key store re-reads the rows of the keys it serves (``KEY_CACHE_SECONDS``)."""
+
+    allowed_models = models.CharField(
+        max_length=1000,
+        blank=True,
+        help_text="Names or glob patterns (llama-3-*), comma-separated; empty: any",
+    )
+    rpm = models.PositiveIntegerField(
+        "requests per minute", null=True, blank=True, help_text="Empty: no limit."
+    )
+    tpm = models.PositiveIntegerField(
+        "tokens per minute",
+        null=True,
+        blank=True,
+        help_text="Prompt + completion: reserved at admission, then settled.",
+    )
+    max_parallel = models.PositiveIntegerField(
+        "requests in flight", null=True, blank=True, help_text="A stream holds its slot to its end."
+    )
+    token_budget = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Tokens per budget period (UTC); empty: no budget."
+    )
+    budget_period = models.CharField(
+        max_length=5, choices=[("day", "day"), ("month", "month")], default="day", blank=True
+    )
+
+    class Meta:
+        abstract = True
+
+    def limits_summary(self) -> str:
+        parts = [
+            f"{self.rpm} rpm" if self.rpm else "",
+            f"{self.tpm} tpm" if self.tpm else "",
+            f"{self.max_parallel} parallel" if self.max_parallel else "",
+            f"{self.token_budget}/{self.budget_period}" if self.token_budget else "",
+            f"models {self.allowed_models}" if self.allowed_models else "",
+        ]
+        return ", ".join(part for part in parts if part) or "-"
+
+
 class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def named(self, name_or_prefix: str) -> ApiKeyQuerySet:
+        """The key of that name, or of that prefix (``sk-1a2b3c4d``, with or without sk-)."""
+        ident = name_or_prefix.removeprefix("sk-").split("-")[0]
+        return self.filter(models.Q(name=name_or_prefix) | models.Q(prefix=ident))
+
     def revoke(self) -> int:
         """Revoke every key in the set that is not revoked yet; returns how many."""
         now = timezone.now()
         return self.filter(revoked_at__isnull=True).update(revoked_at=now, updated_at=now)
 
 
-class ApiKey(models.Model):
+class ApiKey(LimitFields):
     name = models.CharField(max_length=100, unique=True)
     prefix = models.CharField(max_length=16, unique=True, editable=False)
     digest = models.CharField(max_length=64, editable=False, help_text="SHA-256 of the key.")
@@ -44,10 +92,10 @@ class ApiKey(models.Model):
 
     @classmethod
     def create(
-        cls, name: str, *, expires_at: dt.datetime | None = None, owner: Any = None
+        cls, name: str, *, expires_at: dt.datetime | None = None, owner: Any = None, **limits: Any
     ) -> tuple[ApiKey, str]:
         """Create a key and return it with its raw value, which is never stored or shown again."""
-        instance = cls(name=name, expires_at=expires_at, owner=owner)
+        instance = cls(name=name, expires_at=expires_at, owner=owner, **limits)
         raw = instance.set_new_secret()
         instance.save()
         return instance, raw
@@ -75,6 +123,21 @@ class ApiKey(models.Model):
         if self.revoked_at is None:
             self.revoked_at = timezone.now()
             self.save(update_fields=["revoked_at", "updated_at"])
+
+
+class UserLimits(LimitFields):
+    """Limits on a user: all of the user's keys share them (each key's own apply as well)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="llm_gateway_limits"
+    )
+
+    class Meta:
+        verbose_name = "user limits"
+        verbose_name_plural = "user limits"
+
+    def __str__(self) -> str:
+        return f"limits of {self.user}"
 
 
 class RequestLog(models.Model):
@@ -107,6 +170,9 @@ class RequestLog(models.Model):
     duration_ms = models.FloatField(null=True, blank=True)
     ending = models.CharField(max_length=64)
     client = models.CharField(max_length=64, blank=True)
+    tried = models.CharField(  # failover: the replicas that failed before ``upstream``
+        max_length=500, blank=True, default=""
+    )
 
     class Meta:
         verbose_name = "request"

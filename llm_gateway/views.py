@@ -10,7 +10,9 @@ is read from the request stream up to ``LLM_GATEWAY_MAX_BODY_BYTES``, so Django'
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from django.http import (
     Http404,
@@ -30,6 +32,7 @@ from .errors import GatewayError, RequestTooLargeError
 from .middleware import asgi_principal, error_response, request_headers
 from .observe import metrics
 from .paths import canonical
+from .upstream.client import Upstream
 
 
 def _read_body(request: HttpRequest) -> bytes:
@@ -130,13 +133,29 @@ async def metrics_view(request: HttpRequest) -> HttpResponse:
 
 
 async def health(request: HttpRequest) -> JsonResponse:
-    """200 while the engine is alive (or not yet probed), 503 with the reason once it is dead."""
+    """200 while at least one replica is alive (or not yet probed), 503 once none is; every
+    replica listed with its state (vLLM's /health answers 200 or 503 the same way)."""
     pool = gateway.get_relay().pool
     if not pool.upstreams:
         return JsonResponse({"status": "ok", "engine": {"state": "not configured"}})
     gateway.start()
-    state = pool.upstreams[0].health.status
-    engine = {"state": state.state, "reason": state.reason or None, "checked_at": state.checked_at}
-    if state.state == "dead":
-        return JsonResponse({"status": "error", "engine": engine}, status=503)
-    return JsonResponse({"status": "ok", "engine": engine})
+    replicas = [replica_state(upstream) for upstream in pool.upstreams]
+    alive = bool(pool.alive())
+    body = {"status": "ok" if alive else "error", "engine": replicas[0], "replicas": replicas}
+    return JsonResponse(body, status=200 if alive else 503)
+
+
+def replica_state(upstream: Upstream) -> dict[str, Any]:
+    state = upstream.health.status
+    ejected = upstream.breaker.ejected_for()
+    return {
+        "name": upstream.name,
+        "state": state.state,
+        "reason": state.reason or None,
+        "checked_at": state.checked_at,
+        "circuit": upstream.breaker.state,
+        "in_flight": upstream.in_flight,
+        "failures": upstream.breaker.failures,
+        "ejected_until": time.time() + ejected if ejected is not None else None,
+        "models": sorted(upstream.models),
+    }

@@ -67,6 +67,8 @@ def gateway_env(
         # Off in the shared gateways: their batches would race the test database's flush
         # between tests (a deadlock on PostgreSQL). The tests of the log start their own.
         "LLM_GATEWAY_REQUEST_LOG": "false",
+        # Limits counted apart from any other run's (a shared Redis outlives a test database).
+        "LLM_GATEWAY_LIMITS_NAMESPACE": f"test-{os.urandom(4).hex()}",
     }
 
 

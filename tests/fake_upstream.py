@@ -13,12 +13,15 @@ Knobs, as request headers (the gateway forwards unknown headers):
     X-Fake-Hang: 1            stream one chunk, then never send more (read timeout)
     X-Fake-Abort-After-Done: 1  send the whole stream, [DONE] included, then drop the connection
     X-Fake-No-Usage: 1        report no usage at all (as llama-cpp-python's server in streams)
+    X-Fake-Models: a,b        GET /v1/models lists these (default: fake-model)
 Observation:
     GET  /_fake/probes        when GET /health was called (the gateway's watchdog)
     GET  /_fake/requests      every request seen: path, method, headers, body, and whether the
                               client disconnected before the answer was complete
     POST /_fake/reset         forget them
     POST /_fake/health        {"status": 200|503}: what GET /health answers
+    POST /_fake/status        {"status": S}: every API request answers S (0: normally)
+Options: --models a,b (what GET /v1/models lists), --status S (as POST /_fake/status).
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ CREATED = 1_700_000_000
 WORDS = ["Hello", " wörld", " 🙂", " ünïcode", " text", " and", " more", " tokens"]
 
 REQUESTS: list[dict[str, Any]] = []
-STATE = {"health": 200}
+STATE = {"health": 200, "status": 0}
+MODELS = [MODEL]
 PROBES: list[float] = []  # when GET /health was called
 
 
@@ -195,7 +199,7 @@ async def guard(request: web.Request) -> tuple[dict[str, Any], bytes, web.Respon
         entry["disconnected"] = True
         entry["disconnected_at"] = time.time()
         raise
-    if status := int(headers.get("X-Fake-Status", "0")):
+    if status := int(headers.get("X-Fake-Status", "0")) or STATE["status"]:
         return entry, body, error_response(status, headers.get("X-Fake-Error", "openai"))
     return entry, body, None
 
@@ -333,10 +337,18 @@ async def models(request: web.Request) -> web.StreamResponse:
     if early is not None:
         return early
     entry["completed"] = True
+    names = (
+        request.headers["X-Fake-Models"].split(",")
+        if "X-Fake-Models" in request.headers
+        else MODELS
+    )
     return web.json_response(
         {
             "object": "list",
-            "data": [{"id": MODEL, "object": "model", "created": CREATED, "owned_by": "fake"}],
+            "data": [
+                {"id": name, "object": "model", "created": CREATED, "owned_by": "fake"}
+                for name in names
+            ],
         }
     )
 
@@ -375,6 +387,11 @@ async def fake_health(request: web.Request) -> web.Response:
     return web.json_response(STATE)
 
 
+async def fake_status(request: web.Request) -> web.Response:
+    STATE["status"] = int((await request.json())["status"])
+    return web.json_response(STATE)
+
+
 def make_app(with_health: bool = True) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/chat/completions", chat_completions)
@@ -386,6 +403,7 @@ def make_app(with_health: bool = True) -> web.Application:
     app.router.add_post("/_fake/reset", fake_reset)
     app.router.add_get("/_fake/probes", fake_probes)
     app.router.add_post("/_fake/health", fake_health)
+    app.router.add_post("/_fake/status", fake_status)
     if with_health:
         app.router.add_get("/health", health)
     app.router.add_route("*", "/v1/{tail:.*}", echo)
@@ -399,7 +417,11 @@ def main() -> None:
     parser.add_argument(
         "--no-health", action="store_true", help="no /health, as llama.cpp's server"
     )
+    parser.add_argument("--models", default=MODEL, help="what GET /v1/models lists")
+    parser.add_argument("--status", type=int, default=0, help="every API request answers it")
     args = parser.parse_args()
+    MODELS[:] = args.models.split(",")
+    STATE["status"] = args.status
     web.run_app(
         make_app(not args.no_health),
         host=args.host,

@@ -22,13 +22,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+def wait_for_port(
+    port: int, process: subprocess.Popen[bytes], timeout: float = 30.0, host: str = "127.0.0.1"
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode} before listening")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            with socket.create_connection((host, port), timeout=0.2):
                 return
         except OSError:
             time.sleep(0.05)
@@ -36,7 +38,7 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
 
 
 class Server:
-    """A child process listening on 127.0.0.1:port; its output goes to a log file."""
+    """A child process listening on host:port; its output goes to a log file."""
 
     def __init__(
         self,
@@ -45,15 +47,16 @@ class Server:
         env: Mapping[str, str],
         log: Path,
         api_path: str = "/v1",
+        host: str = "127.0.0.1",
     ) -> None:
-        self.argv, self.port, self.log_path = argv, port, log
+        self.argv, self.port, self.log_path, self.host = argv, port, log, host
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
         self.process: subprocess.Popen[bytes] | None = None
         self.api_path = api_path  # where the OpenAI API is: /v1, or /llm/v1 (the Django face)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def api(self) -> str:
@@ -71,7 +74,7 @@ class Server:
             start_new_session=True,
         )
         log.close()
-        wait_for_port(self.port, self.process)
+        wait_for_port(self.port, self.process, host=self.host)
         return self
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -90,12 +93,30 @@ class Server:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def fake_upstream(tmp: Path, port: int | None = None, *, health: bool = True) -> Server:
+def fake_upstream(
+    tmp: Path,
+    port: int | None = None,
+    *,
+    health: bool = True,
+    host: str = "127.0.0.1",
+    models: str | None = None,
+) -> Server:
     port = port or free_port()
     argv = [sys.executable, str(ROOT / "tests" / "fake_upstream.py"), "--port", str(port)]
+    argv += ["--host", host]
+    if models is not None:
+        argv += ["--models", models]
     if not health:
         argv.append("--no-health")
-    return Server(argv, port, {}, tmp / f"fake-upstream-{port}.log")
+    return Server(argv, port, {}, tmp / f"fake-upstream-{port}.log", host=host)
+
+
+def redis_server(tmp: Path, port: int | None = None, host: str = "127.0.0.1") -> Server:
+    """A private redis-server (nothing kept on disk), for tests that stop and start it."""
+    port = port or free_port()
+    argv = ["redis-server", "--port", str(port), "--bind", host, "--save", ""]
+    argv += ["--appendonly", "no", "--protected-mode", "no"]
+    return Server(argv, port, {}, tmp / f"redis-{port}.log", host=host)
 
 
 def local_engine(tmp: Path, port: int | None = None) -> Server:
@@ -128,9 +149,16 @@ FACES = {
 
 
 def daphne(
-    tmp: Path, env: Mapping[str, str], port: int | None = None, face: str = "fast"
+    tmp: Path,
+    env: Mapping[str, str],
+    port: int | None = None,
+    face: str = "fast",
+    *,
+    host: str = "127.0.0.1",
+    netns: str | None = None,
 ) -> Server:
-    """daphne serving the example project: the ASGI fast path, or the Django face alone."""
+    """daphne serving the example project: the ASGI fast path, or the Django face alone;
+    in the network namespace ``netns`` (another host: tests/netns.py) if given."""
     port = port or free_port()
     application, settings, api_path = FACES[face]
     argv = [
@@ -138,13 +166,16 @@ def daphne(
         "-m",
         "llm_gateway.run",  # daphne on uvloop, as scripts/serve.sh runs it
         "-b",
-        "127.0.0.1",
+        host,
         "-p",
         str(port),
         application,
     ]
+    if netns is not None:
+        argv = ["ip", "netns", "exec", netns, *argv]
     env = {"DJANGO_SETTINGS_MODULE": settings, **env}
-    return Server(argv, port, env, tmp / f"daphne-{face}-{port}.log", api_path)
+    log = tmp / f"daphne-{face}-{netns or 'local'}-{port}.log"
+    return Server(argv, port, env, log, api_path, host=host)
 
 
 def client(server: Server, **kwargs: object) -> httpx.Client:

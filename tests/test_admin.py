@@ -67,3 +67,26 @@ def test_digest_is_read_only(admin_client):
     ).content.decode()
     assert key.digest in page
     assert 'name="digest"' not in page
+
+
+def test_limits_are_edited_on_the_key_page_and_on_a_user(admin_client, admin_user):
+    key, _ = ApiKey.create("capped")
+    url = reverse("admin:llm_gateway_apikey_change", args=[key.pk])
+    page = admin_client.get(url).content.decode()
+    for field in ("allowed_models", "rpm", "tpm", "max_parallel", "token_budget", "budget_period"):
+        assert f'name="{field}"' in page, field
+    response = admin_client.post(
+        url,
+        {"name": "capped", "rpm": "30", "allowed_models": "llama-*", "budget_period": "day"},
+    )
+    assert response.status_code == 302, response.content[:3000]
+    key.refresh_from_db()
+    assert (key.rpm, key.allowed_models) == (30, "llama-*")
+    listing = admin_client.get(reverse("admin:llm_gateway_apikey_changelist")).content.decode()
+    assert "30 rpm, models llama-*" in listing
+    response = admin_client.post(
+        reverse("admin:llm_gateway_userlimits_add"),
+        {"user": admin_user.pk, "tpm": "5000", "budget_period": "month"},
+    )
+    assert response.status_code == 302
+    assert admin_user.llm_gateway_limits.tpm == 5000

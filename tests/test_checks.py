@@ -35,6 +35,9 @@ def test_values_that_cannot_be_parsed_fail_at_start_up():
         ("LLM_GATEWAY_POOL_SIZE", "lots"),
         ("LLM_GATEWAY_RELAY_PREFIX", "v1"),
         ("LLM_GATEWAY_ALLOW_UNAUTHENTICATED", "sure"),
+        ("LLM_GATEWAY_LIMITS_FAIL", "sometimes"),
+        ("LLM_GATEWAY_REDIS_URL", "http://127.0.0.1:6379"),
+        ("LLM_GATEWAY_LIMITS_LEASE_SECONDS", "0"),
     ]:
         assert ids(LLM_GATEWAY_UPSTREAM_URL="http://x/v1", **{name: value}) == {
             "llm_gateway.E003"
@@ -71,3 +74,25 @@ class SyncOnly:
 
     def __call__(self, request):
         return self.get_response(request)
+
+
+def messages(**settings):
+    with override_settings(**settings):
+        return [str(m) for m in run_checks() if m.id and m.id.startswith("llm_gateway")]
+
+
+def test_a_bad_replica_list_is_reported():
+    good = '[{"url": "http://a:8000/v1", "models": ["m"]}, {"url": "http://b:8000/v1"}]'
+    assert ids(LLM_GATEWAY_UPSTREAM_URL="", LLM_GATEWAY_UPSTREAMS=good) == set()
+    assert ids(LLM_GATEWAY_UPSTREAMS='[{"url": "http://a/v1", "weight": -1}]') == {
+        "llm_gateway.E003"
+    }
+    assert ids(LLM_GATEWAY_ROUTING="fastest") == {"llm_gateway.E003"}
+    found = messages(
+        LLM_GATEWAY_UPSTREAMS='[{"url": "http://a/v1"}, {"url": "a:8000"},'
+        ' {"url": "http://a/v1"}, {"url": "http://c/v1", "models": []}]'
+    )
+    assert len(found) == 3, found
+    assert "replica 1 (a:8000): the url must be an http:// or https:// URL" in found[0]
+    assert "replica 2: http://a/v1 is listed twice" in found[1]
+    assert "serves no model" in found[2]

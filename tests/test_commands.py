@@ -57,3 +57,42 @@ def test_create_replace_swaps_the_key():
     second = out.strip().splitlines()[-1]
     assert second != first
     assert ApiKey.objects.get(name="quickstart").digest == keys.digest(second)
+
+
+def test_create_with_every_limit_flag():
+    argv = ["create_api_key", "limited", "--rpm", "60", "--tpm=1000", "--max-parallel", "4"]
+    argv += ["--models", "llama-3-*, qwen2", "--token-budget", "500", "--budget-period", "month"]
+    _, err = run(*argv)
+    key = ApiKey.objects.get(name="limited")
+    assert (key.rpm, key.tpm, key.max_parallel) == (60, 1000, 4)
+    assert (key.allowed_models, key.token_budget, key.budget_period) == (
+        "llama-3-*,qwen2",
+        500,
+        "month",
+    )
+    assert "60 rpm, 1000 tpm, 4 parallel, 500/month, models llama-3-*,qwen2" in err
+    with pytest.raises(CommandError, match="not a whole number"):
+        run("create_api_key", "bad", "--rpm", "lots")
+    with pytest.raises(CommandError, match="invalid choice"):
+        run("create_api_key", "bad", "--budget-period", "week")
+
+
+def test_set_limits_changes_only_the_flags_given_and_0_or_none_clears():
+    key, _ = ApiKey.create("team", rpm=10, tpm=99, allowed_models="a")
+    out, _ = run("set_api_key_limits", f"sk-{key.prefix}", "--tpm", "0", "--max-parallel", "3")
+    key.refresh_from_db()
+    assert (key.rpm, key.tpm, key.max_parallel, key.allowed_models) == (10, None, 3, "a")
+    assert out.strip() == f"team (sk-{key.prefix}-…): 10 rpm, 3 parallel, models a"
+    run("set_api_key_limits", "team", "--rpm", "none", "--models", "none")
+    key.refresh_from_db()
+    assert (key.rpm, key.allowed_models) == (None, "")
+    with pytest.raises(CommandError, match="No API key"):
+        run("set_api_key_limits", "nobody", "--rpm", "1")
+
+
+def test_list_shows_the_limits():
+    ApiKey.create("capped", rpm=7, token_budget=100, allowed_models="m*")
+    out, _ = run("list_api_keys")
+    header, row = out.splitlines()[0].split(), next(r for r in out.splitlines() if "capped" in r)
+    assert header[-5:] == ["RPM", "TPM", "PARALLEL", "BUDGET", "MODELS"]
+    assert row.split()[-5:] == ["7", "-", "-", "100/day", "m*"]

@@ -22,6 +22,11 @@ class Admission:
     """What a policy holds for an admitted request: reply headers, and a settle step."""
 
     headers: list[tuple[bytes, bytes]] = []
+    rewrites = False  # True: whole answers go through ``rewrite`` (read whole, even unsized)
+
+    def rewrite(self, request: GatewayRequest, content: bytes) -> bytes:
+        """A whole answer's body, as the client may see it (a model list, filtered)."""
+        return content
 
     def settle(self, record: RequestRecord) -> None:
         """The request ended (however it ended): release or settle what was reserved."""
@@ -31,6 +36,9 @@ class Policy:
     async def admit(self, request: GatewayRequest, record: RequestRecord) -> Admission | None:
         """Raise a ``GatewayError`` to refuse; return an ``Admission`` to hold something."""
         return None
+
+    async def aclose(self) -> None:
+        """The gateway stops: end background work, close connections."""
 
 
 class Tap:

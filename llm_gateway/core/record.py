@@ -34,6 +34,10 @@ class RequestRecord:
     completion_tokens: int | None = None
     cached_tokens: int | None = None
     usage_source: str = ""  # engine, counted (content events relayed) or estimated
+    # The limit that refused it (requests, tokens, parallel, budget), or "unchecked" (served
+    # while the limits store was unreachable) or "unavailable" (refused for that reason).
+    limited: str = ""
+    tried: list[str] = field(default_factory=list)  # replicas that failed before ``upstream``
     ending: str | None = None
 
     def since_start(self) -> float:

@@ -23,8 +23,9 @@ from ..sse.boundary import EventBoundary
 from ..sse.decoder import encode_event
 from ..upstream.answers import MAX_ERROR_BODY, Stage, error_answer
 from ..upstream.client import Answer
-from ..upstream.pool import Lease, UpstreamPool
+from ..upstream.pool import UpstreamPool
 from . import headers as header_policy
+from .dispatch import Dispatch
 from .hooks import Admission, Observer, Policy, Tap
 from .record import RequestRecord
 from .request import GatewayRequest, Reply
@@ -46,6 +47,7 @@ JSON_ENDPOINTS = frozenset({"/chat/completions", "/completions", "/embeddings", 
 # length (audio, file contents), stream through as they come.
 WHOLE_BODY_LIMIT = 1024 * 1024
 DONE_EVENT_END = b"data: [DONE]"
+BROKEN_ANSWERS = frozenset({"error:upstream_error", "error:upstream_timeout", "upstream_closed"})
 PREFLIGHT_HEADERS = (
     (b"allow", b"GET, POST, PUT, PATCH, DELETE, OPTIONS"),
     (b"content-length", b"0"),
@@ -78,6 +80,7 @@ class Relay:
         try:
             return await exchange.open()
         except GatewayError as exc:
+            exc.add_headers([h for admission in exchange.admissions for h in admission.headers])
             exchange.record.status = exc.status
             exchange.end(f"error:{exc.code}")
             exchange.close()
@@ -97,7 +100,7 @@ class _Exchange:
         "record",
         "taps",
         "admissions",
-        "lease",
+        "dispatch",
         "answer",
         "meter",
         "withhold",
@@ -115,7 +118,7 @@ class _Exchange:
         record.bytes_in = len(request.body)
         self.taps: list[Tap] = []
         self.admissions: list[Admission] = []
-        self.lease: Lease | None = None
+        self.dispatch = Dispatch(relay.pool)
         self.answer: Answer | None = None
         self.meter: StreamMeter | None = None
         self.withhold = False  # the gateway asked for the usage event: the client never sees it
@@ -150,23 +153,12 @@ class _Exchange:
         for policy in self.relay.policies:
             if (admission := await policy.admit(request, record)) is not None:
                 self.admissions.append(admission)
-        self.lease = lease = self.relay.pool.acquire(record.model)
-        upstream = lease.upstream
-        record.upstream = upstream.name
-        url = upstream.url + request.path
-        if request.query:
-            url += "?" + request.query.decode("latin-1")
-        self.answer = answer = await upstream.send(
-            request.method,
-            url,
-            headers=header_policy.to_upstream(
-                request.headers,
-                request.request_id,
-                conf.UPSTREAM_REQUEST_ID_HEADER,
-                upstream.auth_headers(),
-            ),
-            body=body or None,
-        )
+        dispatch = self.dispatch
+        if request.method == "GET" and request.path == "/models" and dispatch.replicated:
+            content = await dispatch.listing(request)
+            extra = [h for admission in self.admissions for h in admission.headers]
+            return self._whole(200, [(b"content-type", b"application/json"), *extra], content)
+        self.answer = answer = await dispatch.send(request, record, body)
         record.status = answer.status
         if answer.status >= 400:
             raise await self._error_answer(answer)
@@ -177,20 +169,31 @@ class _Exchange:
             return Reply(answer.status, out, chunks=self._stream(answer), on_close=self.close)
         out = header_policy.from_upstream(answer.raw_headers, stream=False) + extra
         length = answer.content_length
-        if length is not None and length <= WHOLE_BODY_LIMIT:
+        rewrites = [admission for admission in self.admissions if admission.rewrites]
+        if (length is None and rewrites) or (length is not None and length <= WHOLE_BODY_LIMIT):
             content = await answer.read()
             answer.release()
-            record.ttfb = record.since_start()
-            record.bytes_out = len(content)
-            if conf.USAGE and request.payload is not None and answer.status == 200:
-                self.usage = whole_body_usage(content, prompt_text_length(request.payload))
-            for tap in self.taps:
-                tap.feed(content)
-            out.append((b"content-length", str(len(content)).encode()))
-            return Reply(answer.status, out, content=content, on_close=self.close)
+            return self._whole(answer.status, out, content)
         if length is not None:
             out.append((b"content-length", str(length).encode()))
         return Reply(answer.status, out, chunks=self._passthrough(answer), on_close=self.close)
+
+    def _whole(self, status: int, out: list[tuple[bytes, bytes]], content: bytes) -> Reply:
+        """A whole answer, as the admissions let the client see it."""
+        request, record = self.request, self.record
+        for admission in self.admissions:
+            if admission.rewrites:
+                content = admission.rewrite(request, content)
+        record.ttfb = record.since_start()
+        record.bytes_out = len(content)
+        if conf.USAGE and request.payload is not None and status == 200:
+            self.usage = whole_body_usage(content, prompt_text_length(request.payload))
+        for tap in self.taps:
+            tap.feed(content)
+        out.append((b"content-length", b"%d" % len(content)))
+        if status == 200 and not record.status:
+            record.status = status
+        return Reply(status, out, content=content, on_close=self.close)
 
     async def _error_answer(self, answer: Answer) -> GatewayError:
         try:
@@ -285,8 +288,12 @@ class _Exchange:
             return
         self._ended = True
         self.record.ending = ending
-        if self.lease is not None:
-            self.lease.release()
+        lease = self.dispatch.lease
+        if lease is not None:
+            # An answer the engine broke off counts against its replica (a 5xx status
+            # line already did, when it came).
+            broken = ending in BROKEN_ANSWERS and self.answer is not None
+            lease.release(failed=broken and self.record.status < 500)
 
     def close(self) -> None:
         """The face is done with the reply: settle the admissions, tell the observers."""

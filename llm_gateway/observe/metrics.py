@@ -120,6 +120,13 @@ RATE_LIMITED = Counter(
     ("kind",),
     registry=REGISTRY,
 )
+LIMITS_UNAVAILABLE = Counter(
+    "llm_gateway_limits_unavailable",
+    "Requests met while the limits store (Redis) was unreachable: served uncounted (fail "
+    "open) or refused (fail closed).",
+    ("outcome",),
+    registry=REGISTRY,
+)
 AUTH_FAILURES = Counter(
     "llm_gateway_auth_failures",
     "Requests refused for their key, by code.",
@@ -173,6 +180,9 @@ class Metrics(Observer):
         self.tokens = _Children(TOKENS)
         self.in_flight = _Children(IN_FLIGHT)
         self.endings = _Children(ENDINGS)
+        self.rate_limited = _Children(RATE_LIMITED)
+        self.failovers = _Children(FAILOVERS)
+        self.limits_unavailable = _Children(LIMITS_UNAVAILABLE)
 
     def model_label(self, model: str | None) -> str:
         """The model, if an upstream serves it; else ``other`` (labels stay bounded)."""
@@ -194,6 +204,10 @@ class Metrics(Observer):
         stream = "true" if record.stream else "false"
         key = (record.api_key.name if record.api_key else "",) if _KEY else ()
         self.requests(model, record.upstream or "", str(record.status), stream, *key).inc()
+        if record.limited:
+            self.count_limited(record.limited)
+        for failed in record.tried:
+            self.failovers(failed).inc()
         if record.duration is not None:
             self.duration(model, stream).observe(record.duration)
         if record.prompt_tokens:
@@ -208,6 +222,14 @@ class Metrics(Observer):
             self.ttft(model).observe(record.ttft)
             if record.completion_tokens and record.duration is not None:
                 self.tpot(model).observe((record.duration - record.ttft) / record.completion_tokens)
+
+    def count_limited(self, limited: str) -> None:
+        if limited == "unchecked":
+            self.limits_unavailable("served").inc()
+        elif limited == "unavailable":
+            self.limits_unavailable("refused").inc()
+        else:
+            self.rate_limited(limited).inc()
 
 
 def count_auth_failure(code: str | None) -> None:

@@ -54,6 +54,7 @@ COLUMNS = (
     "duration_ms",
     "ending",
     "client",
+    "tried",
 )
 _KEY_NAME, _MODEL, _PROMPT, _COMPLETION, _CACHED, _ENDING = 3, 4, 10, 11, 12, 17
 
@@ -80,6 +81,7 @@ def row_of(record: RequestRecord) -> Row:
         _ms(record.duration),
         (record.ending or "")[:64],
         (record.client or "")[:64],
+        ",".join(record.tried)[:500],
     )
 
 

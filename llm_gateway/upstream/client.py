@@ -25,6 +25,7 @@ import aiohttp
 from ..conf import conf
 from ..errors import EngineGenerateError, GatewayError
 from .answers import STALE_CONNECTION_ERRORS, Stage, failure
+from .breaker import Breaker
 from .health import Watchdog
 
 EVENT_STREAM = "text/event-stream"
@@ -99,20 +100,47 @@ class Answer:
 class Upstream:
     """One replica of an engine (an OpenAI-compatible base URL, including ``/v1``)."""
 
-    def __init__(self, url: str, api_key: str = "", name: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        api_key: str = "",
+        name: str | None = None,
+        *,
+        models: tuple[str, ...] | None = None,
+        weight: float = 1.0,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.api_key = api_key
-        self.name = name or self.url
-        self.models: set[str] = set()  # what it serves, as its /models said (the watchdog asks)
+        self.name = name or _without_userinfo(self.url)
+        self.configured_models = frozenset(models) if models is not None else None
+        # What it serves: as configured, else as its /models said (the watchdog asks).
+        self.models: set[str] = set(models or ())
+        self.weight = weight
+        self.timeouts = (connect_timeout, read_timeout)  # None: the global settings
         self.in_flight = 0  # requests of this process on this replica right now
         self.finished = 0  # requests that ended here (the watchdog's sign of traffic)
         self.health = Watchdog(self)
+        self.breaker = Breaker(self.name)
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
         self._settings: tuple[int, float, float] | None = None
         self._retired: list[aiohttp.ClientSession] = []
 
     def __repr__(self) -> str:
         return f"Upstream({self.name!r})"
+
+    @property
+    def knows_models(self) -> bool:
+        return self.configured_models is not None or bool(self.models)
+
+    def serves(self, model: str | None) -> bool:
+        """Whether a request for ``model`` may go here (a replica not yet discovered may)."""
+        if model is None:
+            return True
+        if self.configured_models is not None:
+            return model in self.configured_models
+        return not self.models or model in self.models
 
     @property
     def origin(self) -> str:
@@ -125,7 +153,8 @@ class Upstream:
 
     def session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
-        wanted = (conf.POOL_SIZE, conf.CONNECT_TIMEOUT, conf.READ_TIMEOUT)
+        connect, read = self.timeouts
+        wanted = (conf.POOL_SIZE, connect or conf.CONNECT_TIMEOUT, read or conf.READ_TIMEOUT)
         session = self._sessions.get(loop)
         if session is not None and not session.closed and wanted == self._settings:
             return session
@@ -212,3 +241,11 @@ class Upstream:
             with contextlib.suppress(Exception):
                 await session.close()
         self._forget_dead_loops()
+
+
+def _without_userinfo(url: str) -> str:
+    """A URL fit for logs, metrics and /health (no user or password in it)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()

@@ -38,6 +38,7 @@ class Probed(Protocol):
     name: str
     url: str
     models: set[str]
+    configured_models: frozenset[str] | None  # given in the settings: nothing to discover
     in_flight: int
     finished: int
 
@@ -134,7 +135,12 @@ class Watchdog:
             reason = f"health probe failed: {type(exc).__name__}"
         self._record(reason)
         now = time.monotonic()
-        if not reason and self.upstream.in_flight == 0 and now >= self._discover_at:
+        if (
+            not reason
+            and self.upstream.configured_models is None
+            and self.upstream.in_flight == 0
+            and now >= self._discover_at
+        ):
             self._discover_at = now + DISCOVERY_SECONDS
             await self._discover()
 

@@ -1,47 +1,125 @@
 """The replicas the core sends requests to, and the lease a request holds on one of them.
 
-A pool of one today (``LLM_GATEWAY_UPSTREAM_URL``); the lease keeps each replica's in-flight
-count, which its watchdog reads (a busy replica is never probed) and balancing will read.
+``acquire`` picks among the replicas that serve the request's model and are available (not
+declared dead by their watchdog, not ejected by their breaker, not asking to be left alone
+with ``Retry-After``), by the routing policy of ``balance``. The lease keeps each replica's
+in-flight count (its watchdog never probes a busy replica; balancing reads it) and reports
+how the request went to the replica's breaker.
 """
 
 from __future__ import annotations
 
-from ..errors import EngineDeadError
+import time
+from collections.abc import Collection
+
+from ..errors import EngineDeadError, ModelNotFound
+from . import balance
 from .client import Upstream
 
 
 class Lease:
     """One request's hold on a replica: taken before sending, released once it ended."""
 
-    __slots__ = ("upstream", "_held")
+    __slots__ = ("upstream", "_held", "_breaker")
 
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, judged: bool = True) -> None:
         self.upstream = upstream
         self._held = True
+        # A pool of one has no replica to turn to: nothing is ejected, nothing to judge.
+        self._breaker = upstream.breaker if judged else None
         upstream.in_flight += 1
 
-    def release(self) -> None:
+    def answered(self, status: int) -> None:
+        """The replica's status line: a 5xx counts against it, anything else for it."""
+        if self._breaker is not None:
+            if status >= 500:
+                self._breaker.failed()
+            else:
+                self._breaker.succeeded()
+
+    def release(self, failed: bool = False) -> None:
         if self._held:
             self._held = False
             self.upstream.in_flight -= 1
             self.upstream.finished += 1
+            if failed and self._breaker is not None:
+                self._breaker.failed()
 
 
 class UpstreamPool:
-    def __init__(self, upstreams: list[Upstream]) -> None:
+    def __init__(
+        self,
+        upstreams: list[Upstream],
+        routing: str = "least_outstanding",
+        load_factor: float = 1.25,
+    ) -> None:
         self.upstreams = upstreams
+        self.routing = routing
+        self.load_factor = load_factor
+        self._round_robin = balance.RoundRobin()
+        self._ring = balance.Ring(upstreams) if upstreams else None
 
-    def acquire(self, model: str | None) -> Lease:
-        """A lease on a replica that can serve ``model``, or the 503 that says why not."""
-        if not self.upstreams:
+    def acquire(
+        self, model: str | None, affinity: bytes | None = None, tried: Collection[Upstream] = ()
+    ) -> Lease:
+        """A lease on a replica that can serve ``model``, or the error that says why not:
+        404 for a model no replica serves, 503 when none of those that do is available."""
+        upstreams = self.upstreams
+        if not upstreams:
             raise EngineDeadError(
                 "No upstream engine is configured (LLM_GATEWAY_UPSTREAM_URL).",
                 code="engine_not_configured",
             )
-        upstream = self.upstreams[0]
-        if upstream.health.dead:
-            raise EngineDeadError(f"The engine is unavailable: {upstream.health.status.reason}.")
+        if len(upstreams) == 1:  # a pool of one: nothing to choose
+            upstream = upstreams[0]
+            if upstream.health.dead:
+                raise EngineDeadError(
+                    f"The engine is unavailable: {upstream.health.status.reason}."
+                )
+            if tried:
+                raise EngineDeadError("The engine failed and there is no other replica.")
+            return Lease(upstream, judged=False)
+        now = time.monotonic()
+        serving = [u for u in upstreams if u.serves(model)]
+        candidates = [
+            u for u in serving if u not in tried and not u.health.dead and u.breaker.available(now)
+        ]
+        if not candidates:
+            raise self._none_available(model, serving)
+        upstream = self._choose(candidates, affinity)
+        upstream.breaker.picked(now)
         return Lease(upstream)
+
+    def _choose(self, candidates: list[Upstream], affinity: bytes | None) -> Upstream:
+        if self.routing == "round_robin":
+            return self._round_robin(candidates)  # type: ignore[return-value]
+        if self.routing == "prefix_affinity" and affinity is not None and self._ring is not None:
+            key = balance.key_hash(affinity)
+            return self._ring.pick(key, candidates, self.load_factor)  # type: ignore[return-value]
+        return balance.least_outstanding(candidates)  # type: ignore[return-value]
+
+    def _none_available(self, model: str | None, serving: list[Upstream]) -> Exception:
+        if not serving:
+            return ModelNotFound(model)
+        reasons = "; ".join(f"{u.name}: {_why_not(u)}" for u in serving)
+        which = f" of model `{model}`" if model else ""
+        return EngineDeadError(f"No replica{which} is available ({reasons}).")
+
+    def models(self) -> list[str]:
+        """Every model some replica serves, each once, in the replicas' order."""
+        seen: dict[str, None] = {}
+        for upstream in self.upstreams:
+            for model in sorted(upstream.models):
+                seen.setdefault(model, None)
+        return list(seen)
+
+    def alive(self) -> list[Upstream]:
+        now = time.monotonic()
+        return [
+            u
+            for u in self.upstreams
+            if not u.health.dead and (not u.breaker.ejected_until or now >= u.breaker.ejected_until)
+        ]
 
     def start(self) -> None:
         """Start each replica's watchdog on the running loop (again after a loop change)."""
@@ -51,3 +129,14 @@ class UpstreamPool:
     async def aclose(self) -> None:
         for upstream in self.upstreams:
             await upstream.aclose()
+
+
+def _why_not(upstream: Upstream) -> str:
+    if upstream.health.dead:
+        return upstream.health.status.reason or "dead"
+    left = upstream.breaker.ejected_for()
+    if left is not None:
+        return f"ejected after {upstream.breaker.failures} failures, {left:.1f} s left"
+    if time.monotonic() < upstream.breaker.throttled_until:
+        return "asked to wait (Retry-After)"
+    return "already tried"

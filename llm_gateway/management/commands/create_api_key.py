@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 from typing import Any
 
@@ -7,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from llm_gateway import keys
+from llm_gateway.management.limit_options import add_limit_arguments, limit_values
 from llm_gateway.models import ApiKey
 
 
@@ -19,10 +21,15 @@ class Command(BaseCommand):
         parser.add_argument(
             "--replace", action="store_true", help="delete an existing key of that name first"
         )
+        add_limit_arguments(parser)
 
     def handle(
         self, *args: Any, name: str, expires_in_days: float | None, replace: bool, **options: Any
     ) -> None:
+        try:
+            limits = limit_values(options)
+        except argparse.ArgumentTypeError as exc:
+            raise CommandError(str(exc)) from None
         if replace:
             ApiKey.objects.filter(name=name).delete()
         if ApiKey.objects.filter(name=name).exists():
@@ -32,8 +39,11 @@ class Command(BaseCommand):
             if expires_in_days <= 0:
                 raise CommandError("--expires-in-days must be above 0.")
             expires_at = timezone.now() + dt.timedelta(days=expires_in_days)
-        key, raw = ApiKey.create(name, expires_at=expires_at)
+        key, raw = ApiKey.create(name, expires_at=expires_at, **limits)
         until = f", expires {key.expires_at.isoformat()}" if key.expires_at else ""
-        self.stderr.write(f"Created API key {key.name!r} ({keys.display(key.prefix)}){until}.")
+        limited = f", limits: {key.limits_summary()}" if limits else ""
+        self.stderr.write(
+            f"Created API key {key.name!r} ({keys.display(key.prefix)}){until}{limited}."
+        )
         self.stderr.write("Store it now: it is shown only this once.")
         self.stdout.write(raw)

@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db.models import Q
 
 from llm_gateway import keys
 from llm_gateway.models import ApiKey
@@ -19,8 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("name_or_prefix")
 
     def handle(self, *args: Any, name_or_prefix: str, **options: Any) -> None:
-        ident = name_or_prefix.removeprefix("sk-").split("-")[0]
-        matches = ApiKey.objects.filter(Q(name=name_or_prefix) | Q(prefix=ident))
+        matches = ApiKey.objects.named(name_or_prefix)
         if not matches:
             raise CommandError(f"No API key with name or prefix {name_or_prefix!r}.")
         if len(matches) > 1:

@@ -1,0 +1,105 @@
+"""The limits policy alone, in process: CPU per request for admit + settle, a key with every
+limit, 16 requests at a time; in process memory, and in Redis when REDIS_URL is set, next to
+redis-py's asyncio client running the same script (why limits/resp.py exists).
+
+    REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python bench/limits_cost.py [--requests N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+import orjson  # noqa: E402
+import uvloop  # noqa: E402
+from django.test import override_settings  # noqa: E402
+
+from llm_gateway.core.record import RequestRecord  # noqa: E402
+from llm_gateway.core.request import GatewayRequest  # noqa: E402
+from llm_gateway.keystore import Principal  # noqa: E402
+from llm_gateway.limits.policy import LimitsPolicy  # noqa: E402
+from llm_gateway.limits.redis_store import ADMIT  # noqa: E402
+from llm_gateway.limits.spec import Limits, Scope  # noqa: E402
+
+LIMITS = Limits(rpm=10**9, tpm=10**9, max_parallel=10**6, models=("fake-*",), token_budget=10**15)
+SCOPES = (Scope("key", "bench000", "bench", LIMITS, "kbench000"),)
+BODY = b'{"model":"fake-model","messages":[{"role":"user","content":"Say hello."}],"max_tokens":32}'
+
+
+async def policy_cost(requests: int) -> float:
+    policy, principal = LimitsPolicy(), Principal(1, "bench", "bench000", SCOPES)
+    payload = orjson.loads(BODY)
+
+    async def one() -> None:
+        request = GatewayRequest(
+            "POST", "/chat/completions", b"", [], BODY, "r", principal, payload=payload
+        )
+        record = RequestRecord("r", "POST", "/chat/completions", principal)
+        admission = await policy.admit(request, record)
+        assert admission is not None
+        record.prompt_tokens, record.completion_tokens, record.ttfb = 5, 7, 0.1
+        admission.settle(record)
+
+    async def worker() -> None:
+        for _ in range(requests // 16):
+            await one()
+
+    await one()
+    started = time.process_time()
+    await asyncio.gather(*[worker() for _ in range(16)])
+    await asyncio.sleep(0.1)  # the settles' replies
+    cost = (time.process_time() - started) / requests
+    await policy.aclose()
+    return cost
+
+
+async def redis_py_cost(url: str, calls: int) -> float:
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(url)
+    script = client.register_script(ADMIT.source)
+    args = [60, 30000, "w:1000000000:0", "1", "bench"]
+    await script(keys=["bench:{t}:redis-py"], args=args)
+
+    async def worker() -> None:
+        for _ in range(calls // 16):
+            await script(keys=["bench:{t}:redis-py"], args=args)
+
+    started = time.process_time()
+    await asyncio.gather(*[worker() for _ in range(16)])
+    cost = (time.process_time() - started) / calls
+    await client.aclose()
+    return cost
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=16_000)
+    args = parser.parse_args()
+    url = os.environ.get("REDIS_URL", "")
+    with override_settings(LLM_GATEWAY_REDIS_URL="", LLM_GATEWAY_LIMITS_NAMESPACE="bench"):
+        memory = uvloop.run(policy_cost(args.requests))
+    print(f"limits in memory: {memory * 1e6:.1f} us CPU per request (admit + settle)")
+    if not url:
+        print("REDIS_URL is not set: Redis skipped")
+        return
+    with override_settings(LLM_GATEWAY_REDIS_URL=url, LLM_GATEWAY_LIMITS_NAMESPACE="bench"):
+        shared = uvloop.run(policy_cost(args.requests))
+    print(f"limits in Redis:  {shared * 1e6:.1f} us CPU per request (admit + settle)")
+    redis_py = uvloop.run(redis_py_cost(url, args.requests))
+    print(f"redis-py asyncio: {redis_py * 1e6:.1f} us CPU per EVALSHA")
+
+
+if __name__ == "__main__":
+    main()

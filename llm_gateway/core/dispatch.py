@@ -1,0 +1,112 @@
+"""Open: pick a replica of the request's model and send, failing over before the first byte.
+
+A replica that refuses the connection, resets it, or answers 502, 503 or 504 hands the
+request to another replica of the model, at most ``RETRIES`` times; nothing has reached the
+client yet, so nothing is lost. A read timeout is not retried (the engine may still be at
+work), nor is a 4xx (it is the answer). A 429's ``Retry-After`` keeps later requests off that
+replica. The record lists the replicas that failed (``tried``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from ..conf import conf
+from ..errors import EngineDeadError, EngineGenerateError, EngineTimeoutError, GatewayError
+from ..upstream.client import Answer, Upstream
+from ..upstream.pool import Lease, UpstreamPool
+from . import headers as header_policy
+from .affinity import affinity_key
+from .listing import model_listing
+from .record import RequestRecord
+from .request import GatewayRequest
+
+RETRIED_STATUSES = frozenset({502, 503, 504})
+MAX_THROTTLE_SECONDS = 300.0  # a replica's Retry-After is honoured up to this long
+
+
+class Dispatch:
+    __slots__ = ("pool", "lease")
+
+    def __init__(self, pool: UpstreamPool) -> None:
+        self.pool = pool
+        self.lease: Lease | None = None  # on the replica now serving (released by the core)
+
+    @property
+    def replicated(self) -> bool:
+        return len(self.pool.upstreams) > 1
+
+    async def send(self, request: GatewayRequest, record: RequestRecord, body: bytes) -> Answer:
+        """The answer's status line from a replica of the model."""
+        pool = self.pool
+        affinity = None
+        if pool.routing == "prefix_affinity" and self.replicated:
+            affinity = affinity_key(request, conf.AFFINITY_PREFIX_CHARS)
+        tried: list[Upstream] = []
+        failed: GatewayError | None = None
+        while True:
+            try:
+                self.lease = lease = pool.acquire(record.model, affinity, tried)
+            except GatewayError:
+                if failed is not None:
+                    raise failed from None  # no replica left: the last failure is the answer
+                raise
+            upstream = lease.upstream
+            record.upstream = upstream.name
+            url = upstream.url + request.path
+            if request.query:
+                url += "?" + request.query.decode("latin-1")
+            try:
+                answer = await upstream.send(
+                    request.method, url, headers=_headers(request, upstream), body=body or None
+                )
+            except GatewayError as exc:
+                self._drop(failed=True)
+                if not _retryable(exc) or len(tried) >= conf.RETRIES:
+                    raise
+                failed = exc
+            else:
+                lease.answered(answer.status)
+                if answer.status == 429:
+                    _honour_retry_after(upstream, answer)
+                if answer.status not in RETRIED_STATUSES or len(tried) >= conf.RETRIES:
+                    return answer
+                answer.close()
+                self._drop(failed=False)  # the status line already counted against it
+                failed = EngineGenerateError(
+                    f"The engine answered HTTP {answer.status} on every replica tried."
+                )
+            tried.append(upstream)
+            record.tried.append(upstream.name)
+
+    async def listing(self, request: GatewayRequest) -> bytes:
+        return await model_listing(self.pool, lambda upstream: _headers(request, upstream))
+
+    def _drop(self, failed: bool) -> None:
+        if self.lease is not None:
+            self.lease.release(failed=failed)
+            self.lease = None
+
+
+def _headers(request: GatewayRequest, upstream: Upstream) -> list[tuple[str, str]]:
+    return header_policy.to_upstream(
+        request.headers,
+        request.request_id,
+        conf.UPSTREAM_REQUEST_ID_HEADER,
+        upstream.auth_headers(),
+    )
+
+
+def _retryable(error: GatewayError) -> bool:
+    """Refused or reset before answering (not a timeout: the engine may still be at work)."""
+    return isinstance(error, (EngineDeadError, EngineGenerateError)) and not isinstance(
+        error, EngineTimeoutError
+    )
+
+
+def _honour_retry_after(upstream: Upstream, answer: Answer) -> None:
+    for name, value in answer.raw_headers:
+        if name.lower() == b"retry-after":
+            with contextlib.suppress(ValueError):
+                upstream.breaker.throttle(min(float(value), MAX_THROTTLE_SECONDS))
+            return

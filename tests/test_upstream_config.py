@@ -1,0 +1,49 @@
+import pytest
+
+from llm_gateway.upstream.config import ReplicaSpec, parse_replicas, problems
+
+
+def test_a_replica_list_from_json():
+    replicas = parse_replicas(
+        '[{"url": "http://10.0.0.5:8000/v1/", "models": ["llama"], "api_key": "k", "weight": 2,'
+        ' "read_timeout": 30}, {"url": "http://10.0.0.6:8000/v1", "name": "b"}]'
+    )
+    assert replicas == [
+        ReplicaSpec("http://10.0.0.5:8000/v1", ("llama",), "k", 2.0, "", None, 30.0),
+        ReplicaSpec("http://10.0.0.6:8000/v1", None, "", 1.0, "b"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("{", "not JSON"),
+        ('{"url": "x"}', "must be a list"),
+        ("[1]", "not an object"),
+        ('[{"models": ["m"]}]', "has no url"),
+        ('[{"url": "http://a/v1", "modles": ["m"]}]', "unknown fields: modles"),
+        ('[{"url": "http://a/v1", "models": "m"}]', "list of model names"),
+        ('[{"url": "http://a/v1", "weight": 0}]', "weight must be a number above 0"),
+        ('[{"url": "http://a/v1", "read_timeout": "soon"}]', "read_timeout"),
+    ],
+)
+def test_values_that_are_no_replica_list(value, message):
+    with pytest.raises(ValueError, match=message):
+        parse_replicas(value)
+
+
+def test_problems_the_check_reports():
+    found = problems(
+        [
+            ReplicaSpec("ftp://a/v1"),
+            ReplicaSpec("http://b/v1", models=()),
+            ReplicaSpec("http://c/v1", name="c"),
+            ReplicaSpec("http://c/v1"),
+            ReplicaSpec("http://d/v1", name="c"),
+        ]
+    )
+    assert len(found) == 4, found
+    assert "must be an http:// or https:// URL" in found[0]
+    assert "serves no model" in found[1]
+    assert "listed twice" in found[2]
+    assert "the name 'c' is used twice" in found[3]
