@@ -12,6 +12,7 @@ AttributeError, about 2 us, and the relay reads about ten settings per request.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -103,6 +104,12 @@ class Settings:
     def AUTH_PREFIXES(self) -> list[str]:
         """Path prefixes that need a key; a path is guarded if it equals one or is below it."""
         return self._get("AUTH_PREFIXES", ["/v1"], parse_list)
+
+    @property
+    def TRUSTED_PROXIES(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """Addresses or networks (CIDR) of the reverse proxies whose X-Forwarded-For and
+        X-Forwarded-Proto are believed; empty: nobody's."""
+        return self._get("TRUSTED_PROXIES", [], _parse_networks)
 
     @property
     def ALLOW_UNAUTHENTICATED(self) -> bool:
@@ -311,6 +318,11 @@ class Settings:
 
     # --- process --------------------------------------------------------------------------
     @property
+    def DRAIN_SECONDS(self) -> float:
+        """On SIGTERM, how long requests in flight may run on (python -m llm_gateway.run)."""
+        return self._get("DRAIN_SECONDS", 30.0, float)
+
+    @property
     def GC_FREEZE(self) -> bool:
         """Freeze the start-up heap out of the garbage collector's full collections."""
         return self._get("GC_FREEZE", True, parse_bool)
@@ -352,6 +364,10 @@ def _parse_routing(value: Any) -> str:
     if routing not in ROUTINGS:
         raise ValueError(f"{value!r} is not one of {', '.join(ROUTINGS)}")
     return routing
+
+
+def _parse_networks(value: Any) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(item, strict=False) for item in parse_list(value)]
 
 
 def _parse_redis_url(value: Any) -> str:

@@ -110,6 +110,14 @@ class KeyStoreUnavailable(GatewayError):
     code = "key_store_unavailable"
 
 
+class ServerShuttingDown(GatewayError):
+    """The process drains (SIGTERM): in-flight requests finish, new ones go elsewhere."""
+
+    status = 503
+    type = "server_error"
+    code = "server_shutting_down"
+
+
 class EngineGenerateError(GatewayError):
     """One request failed upstream: an error status, a broken body, or a read timeout."""
 

@@ -17,6 +17,9 @@ Exactly daphne's command line, with these additions:
 - ``--workers N`` (IPv4 only, N > 1) starts N daphne processes that all accept on that one
   socket, so a gateway can use more than one core without a front proxy. SIGINT/SIGTERM go to
   every worker; if one exits, all stop.
+- SIGTERM or SIGINT drains instead of cutting every request off (``llm_gateway.drain``). With
+  workers, the parent forwards each signal and waits for them all, killing any that outlives
+  the drain time plus a margin: no worker is ever left behind.
 """
 
 from __future__ import annotations
@@ -31,10 +34,12 @@ import sys
 import tempfile
 import time
 
+from . import drain
 from .conf import env_flag
 from .tuning import tune_process
 
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+KILL_MARGIN_SECONDS = 10.0
 
 
 def use_uvloop() -> bool:
@@ -103,27 +108,43 @@ def run_workers(workers: int, argv: list[str]) -> int:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
+def drain_seconds() -> float:
+    """``LLM_GATEWAY_DRAIN_SECONDS`` as the parent reads it (it has no Django settings)."""
+    try:
+        return float(os.environ.get("LLM_GATEWAY_DRAIN_SECONDS") or 30)
+    except ValueError:
+        return 30.0
+
+
 def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
-    """Forward SIGINT/SIGTERM to every worker; if one ends by itself, stop the others."""
-    stopping = False
+    """Forward SIGINT/SIGTERM to every worker; if one ends by itself, stop the others. Once
+    stopping, wait for all of them, and kill any still running after the drain's time."""
+    deadline: float | None = None
 
     def forward(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+        nonlocal deadline
+        if deadline is None:
+            deadline = time.monotonic() + drain_seconds() + KILL_MARGIN_SECONDS
         for child in children:
             if child.poll() is None:
-                child.send_signal(signum)
+                child.send_signal(signum)  # a second one makes them skip the wait
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
     while all(child.poll() is None for child in children):
-        time.sleep(0.2)
-    if not stopping:
-        # A worker ended by itself: stop the others. During a requested shutdown they are
-        # already stopping, and a second signal would kill one mid-way (default handler).
+        time.sleep(0.1)
+    if deadline is None:
+        # A worker ended by itself: stop the others (they drain, as on SIGTERM).
+        deadline = time.monotonic() + drain_seconds() + KILL_MARGIN_SECONDS
         for child in children:
             if child.poll() is None:
                 child.terminate()
+    while any(child.poll() is None for child in children):
+        if time.monotonic() > deadline:
+            for child in children:
+                if child.poll() is None:
+                    child.kill()  # past the drain time and its margin: never an orphan
+        time.sleep(0.1)
     codes = [child.wait() for child in children]
     return next((code for code in codes if code), 0)
 
@@ -162,11 +183,16 @@ def main(argv: list[str] | None = None) -> None:
 
     refuse_to_start_misconfigured(args)  # before the port is bound: nothing listens then
     host = _take_option(list(args), "-b", "--bind") or "127.0.0.1"  # a look, args unchanged
+    sockets: list[socket.socket] = []  # closed by the drain (daphne listens on copies)
     if "--fd" not in args and {"-p", "--port"} & set(args) and not is_ipv6(host):
         host = _take_option(args, "-b", "--bind") or "127.0.0.1"
         port = int(_take_option(args, "-p", "--port") or "8000")
         listening = bind_socket(host, port)  # kept referenced: its fd must stay open
+        sockets.append(listening)
         args[:0] = ["--fd", str(listening.fileno())]
+    elif (fd := _take_option(list(args), "--fd")) is not None:
+        sockets.append(socket.socket(fileno=int(fd)))  # a worker's inherited socket
+    drain.install(sockets)
     # Once the reactor runs, the application is imported: freeze its start-up heap, patch
     # what Twisted parses per request (llm_gateway.tuning).
     reactor.callWhenRunning(tune_process)

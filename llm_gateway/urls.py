@@ -1,4 +1,5 @@
-"""``include("llm_gateway.urls")``: ``health`` and the OpenAI API under ``v1/``.
+"""``include("llm_gateway.urls")``: ``health``, ``live``, ``ready``, ``metrics`` and the
+OpenAI API under ``v1/``.
 
 path("llm/", include("llm_gateway.urls"))   # the API at /llm/v1/
 """
@@ -10,6 +11,8 @@ from . import views
 app_name = "llm_gateway"
 urlpatterns = [
     path("health", views.health, name="health"),
+    path("live", views.live, name="live"),
+    path("ready", views.ready, name="ready"),
     path("metrics", views.metrics_view, name="metrics"),
     path("v1/chat/completions", views.relay, {"sub_path": "chat/completions"}, name="chat"),
     path("v1/completions", views.relay, {"sub_path": "completions"}, name="completions"),

@@ -14,6 +14,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.db import DatabaseError, close_old_connections, connection
 from django.http import (
     Http404,
     HttpRequest,
@@ -33,6 +35,8 @@ from .middleware import asgi_principal, error_response, request_headers
 from .observe import metrics
 from .paths import canonical
 from .upstream.client import Upstream
+
+READY_DATABASE_TIMEOUT = 2.0
 
 
 def _read_body(request: HttpRequest) -> bytes:
@@ -143,6 +147,46 @@ async def health(request: HttpRequest) -> JsonResponse:
     alive = bool(pool.alive())
     body = {"status": "ok" if alive else "error", "engine": replicas[0], "replicas": replicas}
     return JsonResponse(body, status=200 if alive else 503)
+
+
+async def live(request: HttpRequest) -> JsonResponse:
+    """200 while the process serves: for liveness probes (a dead engine must not get the
+    gateway restarted; /health says that)."""
+    return JsonResponse({"status": "ok"})
+
+
+async def ready(request: HttpRequest) -> JsonResponse:
+    """200 when this process accepts work: not draining, the database reachable, at least one
+    replica alive; else 503 with the reasons (for readiness probes and load balancers)."""
+    relay = gateway.get_relay()
+    gateway.start()
+    reasons = []
+    if not relay.accepting:
+        reasons.append("draining: the process is shutting down")
+    if relay.pool.upstreams and not relay.pool.alive():
+        reasons.append("no engine replica is alive")
+    elif not relay.pool.upstreams:
+        reasons.append("no engine is configured (LLM_GATEWAY_UPSTREAM_URL)")
+    if not reasons and (problem := await database_problem()):
+        reasons.append(problem)
+    if reasons:
+        return JsonResponse({"status": "error", "reasons": reasons}, status=503)
+    return JsonResponse({"status": "ok"})
+
+
+async def database_problem() -> str | None:
+    """Why the database does not answer, or None (one query, in a thread, 2 s at most)."""
+
+    def probe() -> None:
+        close_old_connections()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+
+    try:
+        await asyncio.wait_for(sync_to_async(probe)(), READY_DATABASE_TIMEOUT)
+    except (DatabaseError, TimeoutError) as exc:
+        return f"the database is unreachable: {type(exc).__name__}"
+    return None
 
 
 def replica_state(upstream: Upstream) -> dict[str, Any]:

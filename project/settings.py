@@ -37,6 +37,24 @@ ALLOWED_HOSTS = [
     if h.strip()
 ]
 
+# Production behind a TLS-terminating proxy (README "Deployment"): each from the environment,
+# so that `manage.py check --deploy` has nothing to report with the documented values.
+if proxy_ssl_header := os.environ.get("DJANGO_SECURE_PROXY_SSL_HEADER"):
+    header_name, _, header_value = proxy_ssl_header.partition(",")
+    SECURE_PROXY_SSL_HEADER = (header_name.strip(), header_value.strip() or "https")
+SECURE_SSL_REDIRECT = env_flag("DJANGO_SECURE_SSL_REDIRECT", False)
+# Probes and scrapers speak plain HTTP to the process itself: never redirected.
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^live$", r"^ready$", r"^metrics$"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_flag("DJANGO_SECURE_COOKIES", False)
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS") or 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_flag("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_flag("DJANGO_SECURE_HSTS_PRELOAD", False)
+CSRF_TRUSTED_ORIGINS = [
+    origin.strip()
+    for origin in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",")
+    if origin.strip()
+]
+
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",

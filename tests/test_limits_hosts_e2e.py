@@ -1,11 +1,15 @@
-"""The limits hold across machines: two gateway hosts, each in a network namespace of its own
-with its own address, sharing one database and one Redis on this machine."""
+"""Several machines: two gateway hosts, each in a network namespace of its own with its own
+address, sharing one database and one Redis on this machine. The limits hold across them, a
+revocation reaches both, and one drains while the other serves. (The drain test ends the
+first host: it runs last.)"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import shutil
+import signal
+import time
 
 import httpx
 import pytest
@@ -14,6 +18,7 @@ from llm_gateway.models import ApiKey
 
 from . import netns, servers
 from .conftest import database_url
+from .waiting import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -100,3 +105,56 @@ def test_requests_in_flight_hold_across_hosts(hosts):
     results = asyncio.run(burst(hosts, key, 40, body, **{"X-Fake-Delay-Ms": "400"}))
     statuses = [r.status_code for r in results]
     assert statuses.count(200) == 4 and statuses.count(429) == 36
+
+
+def test_a_revocation_is_seen_by_both_hosts_within_a_second(hosts):
+    key_row, key = ApiKey.create(f"hosts-revoke-{os.urandom(3).hex()}")
+
+    def status(gateway):
+        return httpx.post(
+            gateway.api + "/chat/completions",
+            json=CHAT,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        ).status_code
+
+    assert [status(g) for g in hosts] == [200, 200]
+    key_row.revoke()
+    revoked = time.monotonic()
+    for gateway in hosts:
+        assert wait_until(lambda gateway=gateway: status(gateway) == 401, 1.5)
+    assert time.monotonic() - revoked < 1.5  # within the key cache's refresh (0.25 s here)
+
+
+def test_one_host_drains_while_the_other_serves(hosts):
+    draining, serving = hosts
+    _, key = ApiKey.create(f"hosts-drain-{os.urandom(3).hex()}")
+    headers = {"Authorization": f"Bearer {key}", "X-Fake-Delay-Ms": "50", "X-Fake-Chunks": "30"}
+    body = {**CHAT, "stream": True}
+
+    async def run():
+        async with httpx.AsyncClient(timeout=30) as client:
+
+            async def stream():
+                async with client.stream(
+                    "POST", draining.api + "/chat/completions", json=body, headers=headers
+                ) as response:
+                    return response.status_code, "".join([t async for t in response.aiter_text()])
+
+            streams = [asyncio.ensure_future(stream()) for _ in range(6)]
+            await asyncio.sleep(0.3)
+            draining.process.send_signal(signal.SIGTERM)
+            served = []
+            for _ in range(20):  # the other host, meanwhile
+                answer = await client.post(
+                    serving.api + "/chat/completions",
+                    json=CHAT,
+                    headers={"Authorization": f"Bearer {key}"},
+                )
+                served.append(answer.status_code)
+            return await asyncio.gather(*streams), served
+
+    streams, served = asyncio.run(run())
+    assert served == [200] * 20
+    assert all(code == 200 and text.rstrip().endswith("[DONE]") for code, text in streams)
+    assert draining.process.wait(10) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 
 import httpx
@@ -212,9 +213,17 @@ def test_a_dead_replica_costs_no_request(engines, gateway_env, server_logs, api_
     try:
         for _ in range(4):
             assert post(gateway, api_key, chat("m1")).status_code == 200
-        spare.stop()  # refused from now on
-        results = [post(gateway, api_key, chat("m1")) for _ in range(10)]
-        assert [r.status_code for r in results] == [200] * 10
+
+        async def load_while_killing():
+            slow = {"X-Fake-Sleep-Ms": "300"}  # in flight on both when one dies
+            burst = asyncio.ensure_future(concurrently(gateway, api_key, [chat("m1")] * 12, **slow))
+            await asyncio.sleep(0.15)
+            spare.stop(signal.SIGKILL)  # mid-run: its open requests are reset
+            return await burst
+
+        results = asyncio.run(load_while_killing())
+        results += [post(gateway, api_key, chat("m1")) for _ in range(6)]  # refused now
+        assert [r.status_code for r in results] == [200] * 18
         metrics = httpx.get(gateway.url + "/metrics").text
         assert 'llm_gateway_upstream_failovers_total{upstream="spare"}' in metrics
         health = httpx.get(gateway.url + "/health").json()

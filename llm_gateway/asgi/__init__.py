@@ -2,7 +2,8 @@
 
     application = gateway_application(get_asgi_application())
 
-Every request passes X-Request-Id, the access log, error rendering, then the key check; then
+Every request passes the proxy headers (believed from ``LLM_GATEWAY_TRUSTED_PROXIES``
+only), X-Request-Id, the access log, error rendering, then the key check; then
 the relay prefix (``LLM_GATEWAY_RELAY_PREFIX``, ``/v1``) goes to the relay core and
 everything else (admin, /health, the project's views) to the wrapped application.
 """
@@ -14,6 +15,7 @@ from ..types import ASGIApp
 from .access_log import AccessLogMiddleware
 from .auth import AuthMiddleware
 from .errors import ErrorMiddleware
+from .proxy_headers import ProxyHeadersMiddleware
 from .request_id import RequestIdMiddleware
 from .router import GatewayRouter
 
@@ -26,9 +28,11 @@ def gateway_application(fallback: ASGIApp) -> ASGIApp:
     ``python -m llm_gateway.run``.
     """
     refuse_bad_settings()
-    return RequestIdMiddleware(
-        AccessLogMiddleware(ErrorMiddleware(AuthMiddleware(GatewayRouter(fallback))))
+    return ProxyHeadersMiddleware(
+        RequestIdMiddleware(
+            AccessLogMiddleware(ErrorMiddleware(AuthMiddleware(GatewayRouter(fallback))))
+        )
     )
 
 
-__all__ = ["gateway_application"]
+__all__ = ["ProxyHeadersMiddleware", "gateway_application"]

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from ..conf import conf
-from ..errors import AuthenticationFailed, GatewayError, InvalidRequestError
+from ..errors import AuthenticationFailed, GatewayError, InvalidRequestError, ServerShuttingDown
 from ..sse.boundary import EventBoundary
 from ..sse.decoder import encode_event
 from ..upstream.answers import MAX_ERROR_BODY, Stage, error_answer
@@ -74,8 +74,15 @@ class Relay:
         self.pool = pool
         self.policies = policies or []
         self.observers = observers or []
+        self.accepting = True  # False while the process drains: new requests get 503
+        self.streams: set[_Exchange] = set()  # answers being relayed now
 
     async def handle(self, request: GatewayRequest) -> Reply:
+        if not self.accepting:
+            # The launcher's drain has Twisted close the connection after it (Connection: close).
+            raise ServerShuttingDown(
+                "The gateway is shutting down; send the request again (to another process)."
+            )
         exchange = _Exchange(self, request)
         try:
             return await exchange.open()
@@ -89,6 +96,14 @@ class Relay:
             exchange.end("client_disconnected")
             exchange.close()
             raise
+
+    def interrupt(self, error: GatewayError) -> int:
+        """End every answer being relayed with ``error`` (the drain's deadline): a stream gets
+        it as its final event, and its upstream request is closed. Returns how many."""
+        streams = list(self.streams)
+        for exchange in streams:
+            exchange.interrupt(error)
+        return len(streams)
 
 
 class _Exchange:
@@ -106,6 +121,7 @@ class _Exchange:
         "withhold",
         "strip",
         "usage",
+        "interrupted",
         "_ended",
     )
 
@@ -124,6 +140,7 @@ class _Exchange:
         self.withhold = False  # the gateway asked for the usage event: the client never sees it
         self.strip = False  # ... and for usage in every chunk: stripped before the client
         self.usage: Usage | None = None  # of a whole answer
+        self.interrupted: GatewayError | None = None  # why the gateway cut the answer off
         self._ended = False
 
     async def open(self) -> Reply:
@@ -213,6 +230,7 @@ class _Exchange:
             self.meter = meter
         last_sent = b""
         error: GatewayError | None = None
+        self.relay.streams.add(self)
         try:
             try:
                 async for chunk in answer.chunks():
@@ -235,7 +253,7 @@ class _Exchange:
                     for tap in taps:
                         tap.feed(sent)
             except GatewayError as exc:
-                error = exc
+                error = self.interrupted or exc
             done = _ends_with_done(last_sent)
             if error is not None and done:
                 boundary.flush()  # the answer was complete; only the connection's end was not
@@ -263,6 +281,7 @@ class _Exchange:
     async def _passthrough(self, answer: Answer) -> AsyncIterator[bytes]:
         """A large or unsized body, chunk by chunk (not SSE: a failure can only cut it)."""
         record = self.record
+        self.relay.streams.add(self)
         try:
             async for chunk in answer.chunks(Stage.ANSWER):
                 if record.ttfb is None:
@@ -282,11 +301,17 @@ class _Exchange:
                 answer.close()
                 self.end("client_disconnected")
 
+    def interrupt(self, error: GatewayError) -> None:
+        self.interrupted = error
+        if self.answer is not None:
+            self.answer.close()  # the read in progress fails, and ends the stream with ``error``
+
     def end(self, ending: str) -> None:
         """How the request ended; the first call counts. Frees the replica at once."""
         if self._ended:
             return
         self._ended = True
+        self.relay.streams.discard(self)
         self.record.ending = ending
         lease = self.dispatch.lease
         if lease is not None:
