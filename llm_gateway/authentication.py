@@ -19,6 +19,7 @@ from .paths import is_guarded
 
 SCOPE_KEY = "llm_gateway.api_key"  # where the ASGI face leaves the Principal
 AUTHORIZATION = b"authorization"
+KEY_SUBPROTOCOL = "openai-insecure-api-key."
 
 
 def bearer_token(headers: Iterable[tuple[bytes, bytes]]) -> str:
@@ -42,10 +43,34 @@ def bearer_token(headers: Iterable[tuple[bytes, bytes]]) -> str:
         raise AuthenticationFailed("Invalid API key.") from None
 
 
-async def authenticate(headers: Iterable[tuple[bytes, bytes]]) -> Principal:
-    """Who sent these headers; AuthenticationFailed if nobody we know (counted)."""
+def websocket_token(headers: Iterable[tuple[bytes, bytes]], subprotocols: Iterable[str]) -> str:
+    """A WebSocket's key: its Authorization header, else the subprotocol browsers send it in
+    (``openai-insecure-api-key.<key>``, which is never echoed back)."""
+    headers = list(headers)
+    if any(name == AUTHORIZATION for name, _ in headers):
+        return bearer_token(headers)
+    for subprotocol in subprotocols:
+        token = subprotocol.removeprefix(KEY_SUBPROTOCOL)
+        if token and token != subprotocol:
+            return token
+    raise AuthenticationFailed(
+        "Missing API key: send 'Authorization: Bearer <key>' or the subprotocol "
+        f"'{KEY_SUBPROTOCOL}<key>'.",
+        code="missing_api_key",
+    )
+
+
+async def authenticate(
+    headers: Iterable[tuple[bytes, bytes]], subprotocols: Iterable[str] | None = None
+) -> Principal:
+    """Who sent these headers (a WebSocket: or its subprotocols); AuthenticationFailed if
+    nobody we know (counted)."""
     try:
-        verdict, principal = await key_store.authenticate(bearer_token(headers))
+        if subprotocols is None:
+            token = bearer_token(headers)
+        else:
+            token = websocket_token(headers, subprotocols)
+        verdict, principal = await key_store.authenticate(token)
         if verdict is not Verdict.OK or principal is None:
             raise AuthenticationFailed(verdict.value)
     except AuthenticationFailed as exc:

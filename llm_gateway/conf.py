@@ -262,6 +262,17 @@ class Settings:
         """Prefix of the limits' Redis keys: gateways sharing a Redis count apart."""
         return self._get("LIMITS_NAMESPACE", "llm_gateway", str)
 
+    # --- realtime -------------------------------------------------------------------------
+    @property
+    def WS_MAX_FRAME_BYTES(self) -> int:
+        """A realtime frame larger than this (either way) closes the session with 1009."""
+        return self._get("WS_MAX_FRAME_BYTES", 16 * 1024 * 1024, int)
+
+    @property
+    def WS_IDLE_SECONDS(self) -> float:
+        """A realtime session with no frame either way for this long is closed (0: never)."""
+        return self._get("WS_IDLE_SECONDS", 300.0, float)
+
     # --- usage ----------------------------------------------------------------------------
     @property
     def USAGE(self) -> bool:

@@ -25,6 +25,7 @@ from typing import Any
 
 from .conf import conf
 from .errors import ServerShuttingDown
+from .realtime import going_away
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ def begin(signum: int = signal.SIGTERM) -> None:
     now = time.monotonic()
     _state["started"], _state["deadline"] = now, now + conf.DRAIN_SECONDS
     gateway.get_relay().accepting = False
+    going_away()  # realtime sessions: 1001, so that clients reconnect elsewhere
     for port in _ports:
         port.stopListening()
     for sock in _sockets:

@@ -36,6 +36,7 @@ import time
 
 from . import drain
 from .conf import env_flag
+from .daphne_close import carry_close_reasons
 from .tuning import tune_process
 
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -193,6 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     elif (fd := _take_option(list(args), "--fd")) is not None:
         sockets.append(socket.socket(fileno=int(fd)))  # a worker's inherited socket
     drain.install(sockets)
+    carry_close_reasons()
     # Once the reactor runs, the application is imported: freeze its start-up heap, patch
     # what Twisted parses per request (llm_gateway.tuning).
     reactor.callWhenRunning(tune_process)

@@ -21,6 +21,11 @@ Observation:
     POST /_fake/reset         forget them
     POST /_fake/health        {"status": 200|503}: what GET /health answers
     POST /_fake/status        {"status": S}: every API request answers S (0: normally)
+    GET  /_fake/realtime      the realtime sessions seen: headers, query, subprotocol, close
+Realtime (WebSocket /v1/realtime): echoes frames; text events by type: response.create ->
+response.created + response.done (OpenAI's usage), input_audio_buffer.commit ->
+transcription.done (vLLM's usage), close {code, reason} -> closes so, die -> drops the
+connection, big {bytes} -> one text frame that large.
 Options: --models a,b (what GET /v1/models lists), --status S (as POST /_fake/status).
 """
 
@@ -39,6 +44,7 @@ CREATED = 1_700_000_000
 WORDS = ["Hello", " wörld", " 🙂", " ünïcode", " text", " and", " more", " tokens"]
 
 REQUESTS: list[dict[str, Any]] = []
+SESSIONS: list[dict[str, Any]] = []
 STATE = {"health": 200, "status": 0}
 MODELS = [MODEL]
 PROBES: list[float] = []  # when GET /health was called
@@ -379,12 +385,70 @@ async def fake_probes(request: web.Request) -> web.Response:
 async def fake_reset(request: web.Request) -> web.Response:
     REQUESTS.clear()
     PROBES.clear()
+    SESSIONS.clear()
     return web.json_response({"ok": True})
 
 
 async def fake_health(request: web.Request) -> web.Response:
     STATE["health"] = int((await request.json())["status"])
     return web.json_response(STATE)
+
+
+async def realtime(request: web.Request) -> web.StreamResponse:
+    ws = web.WebSocketResponse(protocols=("realtime",), max_msg_size=64 * 1024 * 1024)
+    await ws.prepare(request)
+    session = {
+        "headers": {k.lower(): v for k, v in request.headers.items()},
+        "query": request.query_string,
+        "protocol": ws.ws_protocol,
+        "opened_at": time.time(),
+        "closed_at": None,
+        "close_code": None,
+    }
+    SESSIONS.append(session)
+    try:
+        async for message in ws:
+            if message.type == web.WSMsgType.BINARY:
+                await ws.send_bytes(message.data)
+                continue
+            if message.type != web.WSMsgType.TEXT:
+                continue
+            try:
+                event = json.loads(message.data)
+            except ValueError:
+                event = {}
+            kind = event.get("type") if isinstance(event, dict) else None
+            if kind == "response.create":
+                await ws.send_str(json.dumps({"type": "response.created"}))
+                usage = {"input_tokens": 5, "output_tokens": 7, "total_tokens": 12}
+                done = {
+                    "type": "response.done",
+                    "response": {"status": "completed", "usage": usage},
+                }
+                await ws.send_str(json.dumps(done))
+            elif kind == "input_audio_buffer.commit":
+                usage = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+                await ws.send_str(
+                    json.dumps({"type": "transcription.done", "text": "hi", "usage": usage})
+                )
+            elif kind == "close":
+                await ws.close(code=event["code"], message=event.get("reason", "").encode())
+            elif kind == "die":
+                assert request.transport is not None
+                request.transport.abort()
+                break
+            elif kind == "big":
+                await ws.send_str("x" * int(event["bytes"]))
+            else:
+                await ws.send_str(message.data)
+    finally:
+        session["closed_at"] = time.time()
+        session["close_code"] = ws.close_code
+    return ws
+
+
+async def fake_realtime(request: web.Request) -> web.Response:
+    return web.json_response(SESSIONS)
 
 
 async def fake_status(request: web.Request) -> web.Response:
@@ -404,6 +468,8 @@ def make_app(with_health: bool = True) -> web.Application:
     app.router.add_get("/_fake/probes", fake_probes)
     app.router.add_post("/_fake/health", fake_health)
     app.router.add_post("/_fake/status", fake_status)
+    app.router.add_get("/v1/realtime", realtime)
+    app.router.add_get("/_fake/realtime", fake_realtime)
     if with_health:
         app.router.add_get("/health", health)
     app.router.add_route("*", "/v1/{tail:.*}", echo)

@@ -15,5 +15,7 @@ class AuthMiddleware:
         if scope["type"] in ("http", "websocket") and needs_auth(
             scope.get("method"), app_path(scope)
         ):
-            scope[SCOPE_KEY] = await authenticate(scope["headers"])
+            websocket = scope["type"] == "websocket"
+            subprotocols = scope.get("subprotocols", ()) if websocket else None
+            scope[SCOPE_KEY] = await authenticate(scope["headers"], subprotocols)
         await self.app(scope, receive, send)
