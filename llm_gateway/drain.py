@@ -25,7 +25,6 @@ from typing import Any
 
 from .conf import conf
 from .errors import ServerShuttingDown
-from .realtime import going_away
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +66,6 @@ def install(sockets: list[socket.socket]) -> None:
 
     http.HTTPChannel.checkPersistence = persistence  # type: ignore[method-assign]
 
-    early: list[int] = []  # signals that came while the process was starting
-
-    def on_early_signal(signum: int, _frame: object) -> None:
-        early.append(signum)
-
     def take_signals() -> None:
         loop = reactor._asyncioEventloop
 
@@ -80,12 +74,25 @@ def install(sockets: list[socket.socket]) -> None:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        for signum in early:
+        for signum in _early:
             loop.call_soon(_on_signal, signum)
+
+    reactor.callWhenRunning(take_signals)
+
+
+_early: list[int] = []  # signals that came while the process was starting
+
+
+def hold_signals() -> None:
+    """From the first line of the launcher: a SIGTERM while Django and the application load
+    (a worker just started) is kept, and drains once the reactor runs, instead of killing
+    the process by the default handler."""
+
+    def on_early_signal(signum: int, _frame: object) -> None:
+        _early.append(signum)
 
     signal.signal(signal.SIGTERM, on_early_signal)
     signal.signal(signal.SIGINT, on_early_signal)
-    reactor.callWhenRunning(take_signals)
 
 
 def _on_signal(signum: int) -> None:
@@ -98,6 +105,7 @@ def _on_signal(signum: int) -> None:
 
 def begin(signum: int = signal.SIGTERM) -> None:
     from . import gateway
+    from .realtime import going_away
 
     now = time.monotonic()
     _state["started"], _state["deadline"] = now, now + conf.DRAIN_SECONDS

@@ -178,21 +178,24 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(run_workers(workers, args))
     if "daphne.server" in sys.modules:
         raise RuntimeError("llm_gateway.run must set the event loop before daphne is imported")
+    drain.hold_signals()
     use_uvloop()
     from daphne.cli import CommandLineInterface
     from twisted.internet import reactor
 
     refuse_to_start_misconfigured(args)  # before the port is bound: nothing listens then
     host = _take_option(list(args), "-b", "--bind") or "127.0.0.1"  # a look, args unchanged
-    sockets: list[socket.socket] = []  # closed by the drain (daphne listens on copies)
+    # Twisted adopts a --fd socket and closes that descriptor: daphne gets a duplicate, so
+    # the launcher's own stays valid for the drain to close (with Twisted's copy, that closes
+    # the listening socket). A worker's inherited descriptor is Twisted's alone.
+    sockets: list[socket.socket] = []
     if "--fd" not in args and {"-p", "--port"} & set(args) and not is_ipv6(host):
         host = _take_option(args, "-b", "--bind") or "127.0.0.1"
         port = int(_take_option(args, "-p", "--port") or "8000")
-        listening = bind_socket(host, port)  # kept referenced: its fd must stay open
+        listening = bind_socket(host, port)
         sockets.append(listening)
-        args[:0] = ["--fd", str(listening.fileno())]
-    elif (fd := _take_option(list(args), "--fd")) is not None:
-        sockets.append(socket.socket(fileno=int(fd)))  # a worker's inherited socket
+        adopted = os.dup(listening.fileno())
+        args[:0] = ["--fd", str(adopted)]
     drain.install(sockets)
     carry_close_reasons()
     # Once the reactor runs, the application is imported: freeze its start-up heap, patch

@@ -53,6 +53,7 @@ def test_the_key_in_the_header_and_frames_both_ways(
             ws.send(f"text {i}")
             ws.send(bytes([i]) * 10)
         received = [ws.recv(timeout=5) for _ in range(100)]
+        assert ws.ping().wait(timeout=2)  # pings are answered
     assert received == [x for i in range(50) for x in (f"text {i}", bytes([i]) * 10)]
     seen = sessions(upstream)[-1]
     assert seen["query"] == "model=fake-model"

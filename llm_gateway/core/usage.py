@@ -39,14 +39,18 @@ class Usage:
         self.prompt, self.completion, self.cached, self.source = prompt, completion, cached, source
 
 
-def from_engine(usage: dict[str, Any]) -> Usage:
-    """An engine's usage object: chat/completions/embeddings, or the Responses API's."""
+def from_engine(usage: dict[str, Any]) -> Usage | None:
+    """An engine's usage object: chat/completions/embeddings, or the Responses API's; None
+    when it holds no count at all (``{"prompt_tokens": null}``): then the tokens are counted
+    or estimated, as for an engine that sends no usage."""
     prompt = _int(usage.get("prompt_tokens", usage.get("input_tokens")))
     completion = _int(usage.get("completion_tokens", usage.get("output_tokens")))
     if completion is None and prompt is not None and "total_tokens" in usage:
         completion = max(0, (_int(usage["total_tokens"]) or 0) - prompt)  # embeddings
     details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
     cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else None
+    if prompt is None and completion is None:
+        return None
     return Usage(prompt, completion, cached, "engine")
 
 
@@ -226,8 +230,8 @@ class StreamMeter:
     def result(self, prompt_chars: int) -> Usage:
         """The stream's usage: the engine's, else counted (prompt tokens estimated)."""
         self.flush()
-        if self.usage is not None:
-            return from_engine(self.usage)
+        if self.usage is not None and (usage := from_engine(self.usage)) is not None:
+            return usage
         return Usage(estimate_tokens(prompt_chars), self.content_events, None, "counted")
 
 
@@ -240,10 +244,11 @@ def whole_body_usage(content: bytes, prompt_chars: int) -> Usage | None:
     if not isinstance(answer, dict):
         return None
     usage = answer.get("usage")
-    if isinstance(usage, dict):
-        return from_engine(usage)
+    if isinstance(usage, dict) and (counted := from_engine(usage)) is not None:
+        return counted
     text = 0
-    for choice in answer.get("choices") or ():
+    choices = answer.get("choices")
+    for choice in choices if isinstance(choices, list) else ():
         if isinstance(choice, dict):
             message = choice.get("message")
             text += _text_length(choice.get("text"))
