@@ -18,3 +18,8 @@ def test_a_usage_object_without_counts_falls_back_to_counting():
 def test_choices_that_are_not_a_list_are_no_text():
     usage = whole_body_usage(b'{"choices": 5}', 4)
     assert usage is not None and (usage.prompt, usage.completion) == (1, 0)
+
+
+def test_negative_counts_are_no_counts():
+    usage = whole_body_usage(b'{"usage": {"prompt_tokens": -50, "completion_tokens": 3}}', 4)
+    assert usage is not None and (usage.prompt, usage.completion) == (None, 3)

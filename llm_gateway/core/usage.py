@@ -55,7 +55,11 @@ def from_engine(usage: dict[str, Any]) -> Usage | None:
 
 
 def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """A token count: a whole number, not below 0 (a negative one would give tokens back to
+    a budget when settled)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
 
 
 def estimate_tokens(text_length: int) -> int:
