@@ -1,4 +1,8 @@
-"""The Django face alone: ``daphne project.asgi_django:application`` (settings_django)."""
+"""The Django face alone: ``daphne project.asgi_django:application`` (settings_django).
+
+HTTP goes to Django (the API under /llm/v1, through the gateway's MIDDLEWARE); WebSockets to
+the realtime relay at /llm/v1/realtime (it checks the key itself, before accepting), any
+other WebSocket path is refused at the handshake."""
 
 import os
 
@@ -7,7 +11,15 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings_django")
 django_application = get_asgi_application()
 
-from llm_gateway.asgi import ProxyHeadersMiddleware  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import path  # noqa: E402
 
+from llm_gateway.asgi import ProxyHeadersMiddleware  # noqa: E402
+from llm_gateway.asgi.errors import ErrorMiddleware  # noqa: E402
+from llm_gateway.realtime import RealtimeRelay  # noqa: E402
+
+websocket = ErrorMiddleware(URLRouter([path("llm/v1/realtime", RealtimeRelay())]))  # type: ignore[arg-type]
 # The client's address behind a reverse proxy (LLM_GATEWAY_TRUSTED_PROXIES).
-application = ProxyHeadersMiddleware(django_application)  # type: ignore[arg-type]
+application = ProxyHeadersMiddleware(
+    ProtocolTypeRouter({"http": django_application, "websocket": websocket})
+)

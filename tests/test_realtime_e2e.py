@@ -198,3 +198,14 @@ def test_a_drain_tells_sessions_to_go_away(gateway_env, server_logs, api_key):
     assert closed.value.rcvd.code == 1001
     assert gateway.process.wait(10) == 0
     gateway.stop()
+
+
+def test_the_django_face_relays_realtime_too(django_gateway, api_key):
+    url = f"ws://127.0.0.1:{django_gateway.port}/llm/v1/realtime?model=fake-model"
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url)
+    assert refused.value.response.status_code == 403
+    with connect(url, subprotocols=["realtime", f"openai-insecure-api-key.{api_key}"]) as ws:
+        assert ws.subprotocol == "realtime"
+        ws.send("hello")
+        assert ws.recv(timeout=5) == "hello"

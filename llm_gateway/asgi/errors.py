@@ -59,8 +59,21 @@ class ErrorMiddleware:
                 await send_error(send, GatewayError("Internal server error."))
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        accepted = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal accepted
+            if message["type"] == "websocket.accept":
+                accepted = True
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, tracking_send)
         except GatewayError as exc:
             # Closing before accepting makes the server answer the handshake with 403.
             await send({"type": "websocket.close", "code": WS_CLOSE_BASE + exc.status})
+        except ValueError as exc:
+            # channels' URLRouter: "No route found for path": a 403 handshake, not daphne's 500.
+            if accepted or "No route found" not in str(exc):
+                raise
+            await send({"type": "websocket.close", "code": WS_CLOSE_BASE + 404})

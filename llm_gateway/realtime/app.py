@@ -104,7 +104,8 @@ class Session:
             principal = await authenticate(scope["headers"], offered)
         query = scope.get("query_string", b"")
         model = (parse_qs(query.decode("latin-1")).get("model") or [None])[0]
-        request_id = scope.get(REQUEST_ID_KEY) or choose(scope["headers"])
+        incoming = next((v for n, v in scope["headers"] if n == b"x-request-id"), None)
+        request_id = scope.get(REQUEST_ID_KEY) or choose(incoming)
         client = scope.get("client")
         request = GatewayRequest(
             "GET",

@@ -1,0 +1,153 @@
+"""Bypass attempts against every guarded surface, without a key: the fast face, the Django
+face, a view under ``@api_key_required`` and the WebSocket upgrade. Each is refused (401,
+403, 404 or a 400 for a request that is not HTTP), and the engine never sees it."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+ENGINE_PATHS = ("/v1/models", "/v1/chat/completions", "/llm/v1/models")
+
+
+def raw(server, request: bytes, answers: int = 1) -> bytes:
+    """What the server sends back until it closes, or ``answers`` answers have come (a
+    half-closed socket would make Twisted drop the request, so the socket stays open)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=3) as sock:
+        sock.sendall(request)
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+                if len(statuses(answer)) >= answers and answer.endswith((b"}", b"\r\n\r\n")):
+                    break
+        except OSError:
+            pass
+    return answer
+
+
+def statuses(answer: bytes) -> list[int]:
+    """Every status line in the answer (pipelined requests get one each)."""
+    found = []
+    for line in answer.split(b"\r\n"):
+        if line.startswith(b"HTTP/1.") and line[8:9] == b" ":
+            found.append(int(line[9:12]))
+    return found
+
+
+TARGETS = [
+    b"/v1/models",
+    b"//v1/models",
+    b"/v1//models",
+    b"/./v1/models",
+    b"/x/../v1/models",
+    b"/v1/./models",
+    b"/%76%31/models",
+    b"/v1/%6dodels",
+    b"/v1%2fmodels",
+    b"/V1/models",
+    b"/v1/models/",
+    b"/v1;x=1/models",
+    b"/v1/models;a=b",
+    b"/v1/models?x=/../../",
+    b"http://evil.example/v1/models",
+    b"http://127.0.0.1/v1/models",
+    b"/llm/v1/models",
+    b"/llm//v1/models",
+    b"/whoami",
+    b"//whoami",
+    b"/whoami/",
+]
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=[t.decode() for t in TARGETS])
+@pytest.mark.parametrize("version", [b"HTTP/1.1", b"HTTP/1.0"])
+def test_no_path_trick_reaches_the_engine_or_a_guarded_view(
+    face_gateway, fake_requests, target, version
+):
+    request = (
+        b"GET " + target + b" " + version + b"\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    answer = raw(face_gateway, request)
+    codes = statuses(answer)
+    assert codes and codes[0] in (400, 401, 403, 404), answer[:300]
+    assert b'"key"' not in answer  # whoami never answered
+    assert fake_requests() == []
+
+
+@pytest.mark.parametrize(
+    "host", [b"localhost/health?", b"127.0.0.1/v1/models#", b"evil.example", b"127.0.0.1:1@evil"]
+)
+def test_host_header_games(face_gateway, fake_requests, host):
+    answer = raw(
+        face_gateway, b"GET /v1/models HTTP/1.1\r\nConnection: close\r\nHost: " + host + b"\r\n\r\n"
+    )
+    assert statuses(answer)[0] in (400, 401, 403, 404)
+    assert fake_requests() == []
+
+
+def test_pipelining_checks_every_request(face_gateway, fake_requests, api_key):
+    """Requests pipelined behind a keyed one are never served without their own key (daphne
+    answers the first; the others get 401 or no answer at all, never the engine)."""
+    path = face_gateway.api_path.encode() + b"/models"
+    keyed = (
+        b"GET "
+        + path
+        + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+        + api_key.encode()
+        + b"\r\n\r\n"
+    )
+    bare = b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    answer = raw(face_gateway, keyed + bare + bare, answers=3)
+    codes = statuses(answer)
+    assert codes[0] == 200 and all(code == 401 for code in codes[1:]), codes
+    assert len(fake_requests()) == 1
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n",
+        b"Content-Length: 4\r\nContent-Length: 40\r\n",
+        b"Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n",
+    ],
+    ids=["CL+TE", "duplicate CL", "duplicate TE"],
+)
+def test_smuggling_gets_nothing_through(face_gateway, fake_requests, headers):
+    smuggled = b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    body = b"0\r\n\r\n" + smuggled
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers + b"\r\n" + body
+    )
+    answer = raw(face_gateway, request)
+    assert all(code in (400, 401, 403, 404, 411, 413) for code in statuses(answer)), answer[:400]
+    assert fake_requests() == []
+
+
+def test_no_header_injection_through_the_request_id(face_gateway):
+    for request_id in (b"abc%0d%0aX-Injected: 1", b"abc\x0bX-Injected: 1", b"abc X-Injected: 1"):
+        answer = raw(
+            face_gateway,
+            b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-Id: "
+            + request_id
+            + b"\r\n\r\n",
+        )
+        head = answer.split(b"\r\n\r\n", 1)[0].lower()
+        assert b"\r\nx-injected:" not in head
+
+
+def test_a_websocket_upgrade_without_a_key_is_refused_before_accept(face_gateway, fake_requests):
+    for path in (b"/v1/realtime", b"//v1/realtime", b"/v1/./realtime"):
+        answer = raw(
+            face_gateway,
+            b"GET "
+            + path
+            + b"?model=fake-model HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n",
+        )
+        assert statuses(answer)[0] in (400, 403, 404), answer[:300]
+    assert fake_requests() == []
