@@ -58,7 +58,9 @@ def warm(server, api_key):
             k[0] == "llm_gateway_requests_total" and ("model", "fake-model") in k[1] for k in m
         )
 
-    assert wait_until(known, 10), "the model was never discovered"
+    # Pauses longer than the watchdog's interval: it reads /models only when the replica has
+    # been quiet for one (a busy replica is never probed).
+    assert wait_until(known, 10, every=0.5), "the model was never discovered"
     return client
 
 
