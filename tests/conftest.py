@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -40,9 +41,24 @@ def _fresh_process_state() -> Iterator[None]:
     SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
+UPSTREAM_SECRET = "sk-upstream-secret-never-shown"
+# A raw key as keys.generate() makes them: its secret part must never reach any output.
+RAW_KEY = re.compile(rb"sk-[0-9a-f]{8}-[A-Za-z0-9_\-]{43}")
+
+
 @pytest.fixture(scope="session")
-def server_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("server-logs")
+def server_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Where every server the tests start writes its output; at the end of the session, no
+    line of it may hold a raw key or the upstream key (issue 17: over a run of every
+    feature)."""
+    logs = tmp_path_factory.mktemp("server-logs")
+    yield logs
+    leaks = [
+        path.name
+        for path in sorted(logs.iterdir())
+        if RAW_KEY.search(data := path.read_bytes()) or UPSTREAM_SECRET.encode() in data
+    ]
+    assert not leaks, f"a key appears in the output of {leaks}"
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +75,7 @@ def gateway_env(
     return {
         "DATABASE_URL": database_url(),
         "LLM_GATEWAY_UPSTREAM_URL": upstream.url + "/v1",
-        "LLM_GATEWAY_UPSTREAM_API_KEY": "sk-upstream-secret-never-shown",
+        "LLM_GATEWAY_UPSTREAM_API_KEY": UPSTREAM_SECRET,
         "LLM_GATEWAY_API_KEYS": "",
         "LLM_GATEWAY_KEY_CACHE_SECONDS": "0.25",
         "LLM_GATEWAY_READ_TIMEOUT": "1.5",
