@@ -35,10 +35,6 @@ class Limits:
     def allows(self, model: str) -> bool:
         return self._matcher is None or self._matcher.match(model) is not None
 
-    @property
-    def counts_tokens(self) -> bool:
-        return bool(self.tpm or self.token_budget)
-
 
 @dataclass(frozen=True, slots=True)
 class Scope:

@@ -130,10 +130,6 @@ class Upstream:
     def __repr__(self) -> str:
         return f"Upstream({self.name!r})"
 
-    @property
-    def knows_models(self) -> bool:
-        return self.configured_models is not None or bool(self.models)
-
     def serves(self, model: str | None) -> bool:
         """Whether a request for ``model`` may go here (a replica not yet discovered may)."""
         if model is None:

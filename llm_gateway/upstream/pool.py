@@ -105,14 +105,6 @@ class UpstreamPool:
         which = f" of model `{model}`" if model else ""
         return EngineDeadError(f"No replica{which} is available ({reasons}).")
 
-    def models(self) -> list[str]:
-        """Every model some replica serves, each once, in the replicas' order."""
-        seen: dict[str, None] = {}
-        for upstream in self.upstreams:
-            for model in sorted(upstream.models):
-                seen.setdefault(model, None)
-        return list(seen)
-
     def alive(self) -> list[Upstream]:
         now = time.monotonic()
         return [
