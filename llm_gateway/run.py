@@ -20,6 +20,8 @@ Exactly daphne's command line, with these additions:
 - SIGTERM or SIGINT drains instead of cutting every request off (``llm_gateway.drain``). With
   workers, the parent forwards each signal and waits for them all, killing any that outlives
   the drain time plus a margin: no worker is ever left behind.
+- A streamed response waits for a slow client instead of buffering the engine's answer
+  (``llm_gateway.daphne_flow``: daphne has no flow control of its own).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import time
 from . import drain
 from .conf import env_flag
 from .daphne_close import carry_close_reasons
+from .daphne_flow import apply_backpressure
 from .tuning import tune_process
 
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -198,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
         args[:0] = ["--fd", str(adopted)]
     drain.install(sockets)
     carry_close_reasons()
+    apply_backpressure()
     # Once the reactor runs, the application is imported: freeze its start-up heap, patch
     # what Twisted parses per request (llm_gateway.tuning).
     reactor.callWhenRunning(tune_process)

@@ -14,6 +14,7 @@ Knobs, as request headers (the gateway forwards unknown headers):
     X-Fake-Abort-After-Done: 1  send the whole stream, [DONE] included, then drop the connection
     X-Fake-No-Usage: 1        report no usage at all (as llama-cpp-python's server in streams)
     X-Fake-Models: a,b        GET /v1/models lists these (default: fake-model)
+    X-Fake-Repeat: R          each streamed chat chunk's content is its word R times
 Observation:
     GET  /_fake/probes        when GET /health was called (the gateway's watchdog)
     GET  /_fake/requests      every request seen: path, method, headers, body, and whether the
@@ -137,6 +138,7 @@ def record(request: web.Request, body: bytes) -> dict[str, Any]:
         "body": body.decode("utf-8", "replace"),
         "completed": False,
         "disconnected": False,
+        "sent_bytes": 0,  # of a stream: what the engine has written so far
         "started_at": time.time(),
     }
     REQUESTS.append(entry)
@@ -165,6 +167,7 @@ async def stream(
                 )
             for start in range(0, len(data), split):
                 await response.write(data[start : start + split])
+                entry["sent_bytes"] += len(data[start : start + split])
                 if delay:
                     await asyncio.sleep(delay)
             if abort_after >= 0:
@@ -178,6 +181,7 @@ async def stream(
                     request.transport.close()
                     return response
                 await response.write(event)
+                entry["sent_bytes"] += len(event)
                 if hang and i == 0:
                     await asyncio.sleep(3600)
                 if delay:
@@ -232,9 +236,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if payload.get("stream"):
         continuous = (payload.get("stream_options") or {}).get("continuous_usage_stats")
         # vLLM's continuous_usage_stats: the usage so far in every chunk
+        repeat = int(request.headers.get("X-Fake-Repeat", "1"))
         events = [
             sse(
-                {**chat_chunk(i, content_for(i)), **({"usage": usage(i + 1)} if continuous else {})}
+                {
+                    **chat_chunk(i, content_for(i) * repeat),
+                    **({"usage": usage(i + 1)} if continuous else {}),
+                }
             )
             for i in range(n)
         ]

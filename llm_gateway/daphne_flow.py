@@ -1,0 +1,71 @@
+"""Backpressure for daphne's streamed HTTP responses.
+
+ASGI leaves flow control to the server, and daphne has none: its ``send`` hands each body
+message to Twisted's transport and returns at once. A client that reads slowly made the
+gateway read the engine at the engine's speed and buffer the difference in memory, without
+limit (issue 17 measured a stalled reader costing the whole answer). Twisted does tell a
+registered push producer when the connection's send buffer fills (``pauseProducing``) and
+when it drains (``resumeProducing``): the launcher (``llm_gateway.run``) patches daphne so
+that every streamed response registers one, and ``send`` of a body waits while the transport
+is paused. The relay then stops reading the engine, aiohttp stops reading its socket, and
+the engine's own writes block: a slow client costs the socket buffers, not the answer.
+
+A client that leaves while ``send`` waits is seen as usual (``http.disconnect`` cancels the
+relay's task), and the producer lets go of a closed connection too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+
+class Writable:
+    """A Twisted push producer whose state is an ``asyncio.Event``: set while writable."""
+
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.event.set()
+
+    def pauseProducing(self) -> None:  # noqa: N802 (Twisted's IPushProducer)
+        self.event.clear()
+
+    def resumeProducing(self) -> None:  # noqa: N802
+        self.event.set()
+
+    def stopProducing(self) -> None:  # noqa: N802
+        self.event.set()
+
+
+def apply_backpressure() -> None:
+    from daphne.http_protocol import WebRequest
+    from daphne.server import Server
+
+    if getattr(Server, "_llm_gateway_flow", False):
+        return
+    handle_reply = Server.handle_reply
+
+    async def replying(self: Any, protocol: Any, message: dict[str, Any]) -> None:
+        if not isinstance(protocol, WebRequest) or message.get("type") != "http.response.body":
+            await handle_reply(self, protocol, message)
+            return
+        writable: Writable | None = getattr(protocol, "_llm_gateway_writable", None)
+        more = message.get("more_body", False)
+        if more and writable is None and protocol.channel is not None and not protocol.finished:
+            writable = protocol._llm_gateway_writable = Writable()
+            protocol.registerProducer(writable, True)
+        elif not more and writable is not None:
+            protocol._llm_gateway_writable = None
+            if protocol.channel is not None:
+                protocol.unregisterProducer()  # before finish(): Twisted insists
+            writable = None
+        await handle_reply(self, protocol, message)
+        if writable is not None and not writable.event.is_set():
+            if protocol.channel is None or protocol.finished:
+                return
+            await writable.event.wait()
+
+    Server.handle_reply = replying
+    Server._llm_gateway_flow = True
