@@ -7,7 +7,8 @@ Exactly daphne's command line, with these additions:
 - daphne's Twisted asyncio reactor runs on a uvloop event loop when uvloop is installed:
   measured 26% more requests/s and 20% less CPU per request (docs/performance.md). daphne
   builds its loop when ``daphne.server`` is imported, so the policy is set before that import.
-  ``LLM_GATEWAY_UVLOOP=false`` keeps asyncio's own loop.
+  ``LLM_GATEWAY_UVLOOP=false`` keeps asyncio's own loop. A socket error leaves uvloop with a
+  closed handle that Twisted then fails on: ``llm_gateway.uvloop_poll_errors`` clears it.
 - An IPv4 ``-b``/``-p`` address is bound here, with a listen backlog of 2048, and handed to
   daphne as ``--fd``: Twisted's own backlog is 50, so a burst of new connections (a thousand
   clients opening streams at once) had SYNs dropped and retried a second or more later.
@@ -41,6 +42,7 @@ from .conf import env_flag
 from .daphne_close import carry_close_reasons
 from .daphne_flow import apply_backpressure
 from .tuning import tune_process
+from .uvloop_poll_errors import watch_through_closed_handles
 
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 KILL_MARGIN_SECONDS = 10.0
@@ -182,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     if "daphne.server" in sys.modules:
         raise RuntimeError("llm_gateway.run must set the event loop before daphne is imported")
     drain.hold_signals()
-    use_uvloop()
+    uvloop = use_uvloop()
     from daphne.cli import CommandLineInterface
     from twisted.internet import reactor
 
@@ -205,6 +207,8 @@ def main(argv: list[str] | None = None) -> None:
     # Once the reactor runs, the application is imported: freeze its start-up heap, patch
     # what Twisted parses per request (llm_gateway.tuning).
     reactor.callWhenRunning(tune_process)
+    if uvloop:
+        watch_through_closed_handles()  # a socket error's closed handle (uvloop_poll_errors)
     CommandLineInterface().run(args)
 
 

@@ -156,8 +156,8 @@ async def stream(
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
     )
-    await response.prepare(request)
     try:
+        await response.prepare(request)  # the gateway may be gone already
         if split > 0:
             data = b"".join(events)
             if abort_after >= 0:

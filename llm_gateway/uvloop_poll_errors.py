@@ -1,0 +1,69 @@
+"""A socket error that uvloop leaves behind, cleared so that Twisted meets it.
+
+daphne's Twisted reactor watches its sockets through the event loop's ``add_reader`` and
+``add_writer``. On a socket error (a client's reset: ``POLLERR``), uvloop runs the
+descriptor's callbacks once and closes its poll handle, but keeps that closed handle under
+the descriptor's number (MagicStack/uvloop#552). When the callback did not meet the error
+(a read that still found data, or no callback for that direction at the time), the next
+``add_writer`` or ``add_reader`` for that socket raises "unable to perform operation on
+<UVPoll closed=True>; the handler is closed" instead of watching it. Issue 17's thousand
+random disconnects hit it in the Django face: the raise came inside daphne's
+``application_checker``, which then stopped reaping every later connection (15 MB and a
+dozen descriptors more per thousand requests, without end).
+
+The launcher (``llm_gateway.run``, with uvloop) patches Twisted's asyncio reactor: on that
+error, both directions of the descriptor are removed from the loop, which drops the closed
+handle, and the socket is watched again with a fresh one; its next event meets the error,
+and Twisted loses the connection as it should.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def is_closed_handle(exc: RuntimeError) -> bool:
+    return "the handler is closed" in str(exc)
+
+
+def watch_through_closed_handles() -> None:
+    from twisted.internet.asyncioreactor import AsyncioSelectorReactor
+
+    if getattr(AsyncioSelectorReactor, "_llm_gateway_polls", False):
+        return
+    add_reader, add_writer = AsyncioSelectorReactor.addReader, AsyncioSelectorReactor.addWriter
+
+    def rewatch(reactor: Any, selectable: Any) -> None:
+        """Forget the descriptor's closed handle; watch what Twisted was watching, anew."""
+        fd = selectable.fileno()
+        reading = reactor._readers.pop(selectable, None) is not None
+        writing = reactor._writers.pop(selectable, None) is not None
+        loop = reactor._asyncioEventloop
+        loop.remove_reader(fd)
+        loop.remove_writer(fd)
+        if reading:
+            add_reader(reactor, selectable)
+        if writing:
+            add_writer(reactor, selectable)
+
+    def adding_reader(self: Any, reader: Any) -> None:
+        try:
+            add_reader(self, reader)
+        except RuntimeError as exc:
+            if not is_closed_handle(exc):
+                raise
+            rewatch(self, reader)
+            add_reader(self, reader)
+
+    def adding_writer(self: Any, writer: Any) -> None:
+        try:
+            add_writer(self, writer)
+        except RuntimeError as exc:
+            if not is_closed_handle(exc):
+                raise
+            rewatch(self, writer)
+            add_writer(self, writer)
+
+    setattr(AsyncioSelectorReactor, "addReader", adding_reader)  # noqa: B010 (typed class)
+    setattr(AsyncioSelectorReactor, "addWriter", adding_writer)  # noqa: B010
+    setattr(AsyncioSelectorReactor, "_llm_gateway_polls", True)  # noqa: B010

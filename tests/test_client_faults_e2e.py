@@ -1,0 +1,180 @@
+"""Clients that fail, end to end through daphne (issue 17): a thousand disconnects at random
+moments of paced streams, and two hundred connections that dribble their request."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import socket
+import statistics
+import struct
+import time
+
+import httpx
+import pytest
+
+from .waiting import wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1]) * 1024
+
+
+def request_bytes(gateway, api_key: str, request_id: str, headers: str = "") -> bytes:
+    body = json.dumps({**CHAT, "stream": True}).encode()
+    return (
+        f"POST {gateway.api_path}/chat/completions HTTP/1.1\r\nHost: localhost\r\n"
+        f"Authorization: Bearer {api_key}\r\nX-Request-Id: {request_id}\r\n{headers}"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+
+
+async def disconnect_at_random(
+    gateway, api_key: str, count: int, rng: random.Random, tag: str
+) -> dict[str, float]:
+    """``count`` paced streams (100 chunks, 10 ms apart), 50 at a time, each left at a
+    random moment (before its first byte, or anywhere in the stream), half of them with a
+    reset; when each left, by request id."""
+    paced = "X-Fake-Chunks: 100\r\nX-Fake-Delay-Ms: 10\r\n"
+    closed: dict[str, float] = {}
+    slots = asyncio.Semaphore(50)
+
+    async def one(index: int) -> None:
+        request_id = f"{tag}-{index}"
+        async with slots:
+            reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+            writer.write(request_bytes(gateway, api_key, request_id, paced))
+            try:
+                await asyncio.wait_for(reader.read(1 << 16), rng.uniform(0.0, 1.2))
+                await asyncio.sleep(rng.uniform(0.0, 0.5))
+            except TimeoutError:
+                pass
+            if rng.random() < 0.5:
+                sock = writer.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                writer.transport.abort()
+            else:
+                writer.close()
+            closed[request_id] = time.time()
+
+    await asyncio.gather(*(one(i) for i in range(count)))
+    return closed
+
+
+def engine_requests(upstream, tag: str) -> dict[str, dict]:
+    every = httpx.get(upstream.url + "/_fake/requests", timeout=30).json()
+    return {
+        e["headers"]["x-request-id"]: e
+        for e in every
+        if e["headers"].get("x-request-id", "").startswith(tag + "-")
+    }
+
+
+def test_a_thousand_random_disconnects_close_every_engine_stream_and_leak_nothing(
+    face_gateway, api_key, upstream
+):
+    assert face_gateway.process is not None
+    pid, rng = face_gateway.process.pid, random.Random(1000)
+    httpx.post(upstream.url + "/_fake/reset")
+    # A warm-up of 400 (pools, caches, the allocator's arenas): then the baseline.
+    asyncio.run(disconnect_at_random(face_gateway, api_key, 400, rng, "warm"))
+    time.sleep(1.5)
+    fds, rss = open_fds(pid), rss_bytes(pid)
+
+    tag = f"gone{os.urandom(3).hex()}"
+    closed = asyncio.run(disconnect_at_random(face_gateway, api_key, 1000, rng, tag))
+
+    def all_ended() -> dict[str, dict] | None:
+        seen = engine_requests(upstream, tag)
+        return seen if all(e["completed"] or e["disconnected"] for e in seen.values()) else None
+
+    seen = wait_until(all_ended, timeout=10, every=0.2)
+    assert seen, "some engine streams were still open 10 s after their client left"
+    late = {
+        rid: round(e["disconnected_at"] - closed[rid], 3)
+        for rid, e in seen.items()
+        if e["disconnected"] and e["disconnected_at"] - closed[rid] >= 1.0
+    }
+    assert not late, f"engine streams closed 1 s or more after their client left: {late}"
+    assert sum(e["disconnected"] for e in seen.values()) > 500  # most left mid-stream
+
+    settled = wait_until(lambda: open_fds(pid) <= fds + 2, timeout=5)
+    assert settled, f"open files {open_fds(pid)}, {fds} before the thousand disconnects"
+    grown = rss_bytes(pid) - rss
+    assert grown < 8 * 2**20, f"the gateway kept {grown} bytes after a thousand disconnects"
+
+
+async def dribble(gateway, api_key: str, count: int, stop: asyncio.Event) -> int:
+    """``count`` connections that send their request a byte every 0.2 s: half dribble the
+    headers, half the body; how many were still open when ``stop`` came."""
+    writers: list[asyncio.StreamWriter] = []
+
+    async def one(index: int) -> None:
+        _, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+        writers.append(writer)
+        data = request_bytes(gateway, api_key, f"slow-{index}")
+        split = data.index(b"\r\n\r\n") + 4 if index % 2 else 20
+        writer.write(data[:split])  # the body half sends its headers whole
+        for byte in data[split:]:
+            if stop.is_set():
+                return
+            writer.write(bytes([byte]))
+            await asyncio.sleep(0.2)
+
+    tasks = [asyncio.ensure_future(one(i)) for i in range(count)]
+    await stop.wait()
+    still_open = sum(not w.transport.is_closing() for w in writers)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for writer in writers:
+        writer.transport.abort()
+    return still_open
+
+
+async def latencies(gateway, api_key: str, count: int) -> list[float]:
+    auth = {"Authorization": f"Bearer {api_key}"}
+    times = []
+    async with httpx.AsyncClient(base_url=gateway.api, headers=auth, timeout=10) as client:
+        for _ in range(count):
+            started = time.monotonic()
+            response = await client.post("/chat/completions", json=CHAT)
+            assert response.status_code == 200, response.text
+            times.append(time.monotonic() - started)
+    return times
+
+
+def test_two_hundred_dribbling_clients_do_not_slow_the_others(face_gateway, api_key):
+    assert face_gateway.process is not None
+    pid = face_gateway.process.pid
+
+    async def run() -> tuple[list[float], list[float], int]:
+        await latencies(face_gateway, api_key, 20)  # warm
+        before = await latencies(face_gateway, api_key, 50)
+        stop = asyncio.Event()
+        slow = asyncio.ensure_future(dribble(face_gateway, api_key, 200, stop))
+        await asyncio.sleep(2)  # every dribbler connected and sending
+        during = await latencies(face_gateway, api_key, 50)
+        stop.set()
+        return before, during, await slow
+
+    fds = open_fds(pid)
+    before, during, still_open = asyncio.run(run())
+    assert still_open == 200  # they were all there, dribbling, while the others were served
+    normal, slowed = statistics.median(before), statistics.median(during)
+    # Served within their normal latency: the median, with room for a busy 2-core machine.
+    assert slowed < max(3 * normal, normal + 0.05), (normal, slowed)
+    assert wait_until(lambda: open_fds(pid) <= fds + 2, timeout=5), "dribblers' sockets leaked"
