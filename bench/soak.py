@@ -285,9 +285,7 @@ def plot(series: list[dict[str, Any]], path: Path, title: str) -> None:
     kinds = sorted({k for p in series for k in p["counts"] if k != "unexpected"})
     for kind in kinds:
         axes[3].plot(t, [p["counts"].get(kind, 0) for p in series], label=kind)
-    axes[3].plot(
-        t, [p["counts"].get("unexpected", 0) for p in series], "k--", label="unexpected"
-    )
+    axes[3].plot(t, [p["counts"].get("unexpected", 0) for p in series], "k--", label="unexpected")
     axes[3].set_ylabel("outcomes (cumulative)")
     axes[3].set_yscale("symlog")
     axes[3].legend(loc="upper left", fontsize=7, ncol=2)
@@ -298,8 +296,9 @@ def plot(series: list[dict[str, Any]], path: Path, title: str) -> None:
 
 
 def create_limited_key(env: dict[str, str]) -> str:
+    name = f"soak-limited-{os.getpid()}"
     out = subprocess.run(
-        [sys.executable, "manage.py", "create_api_key", f"soak-limited-{os.getpid()}", "--rpm", "60"],
+        [sys.executable, "manage.py", "create_api_key", name, "--rpm", "60"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -90,3 +90,29 @@ def test_limits_are_edited_on_the_key_page_and_on_a_user(admin_client, admin_use
     )
     assert response.status_code == 302
     assert admin_user.llm_gateway_limits.tpm == 5000
+
+
+def test_only_staff_with_permission_see_keys_usage_and_the_request_log(client, django_user_model):
+    key, _ = ApiKey.create("guarded")
+    pages = [
+        reverse("admin:llm_gateway_apikey_changelist"),
+        reverse("admin:llm_gateway_apikey_change", args=[key.pk]),
+        reverse("admin:llm_gateway_apikey_add"),
+        reverse("admin:llm_gateway_requestlog_changelist"),
+        reverse("admin:llm_gateway_usage_overview"),
+        reverse("admin:llm_gateway_userlimits_changelist"),
+    ]
+    login = reverse("admin:login")
+    for page in pages:  # nobody signed in
+        response = client.get(page)
+        assert response.status_code == 302 and response["Location"].startswith(login), page
+    member = django_user_model.objects.create_user("member", password="pw")
+    client.force_login(member)
+    for page in pages:  # signed in, not staff: the admin's login again
+        response = client.get(page)
+        assert response.status_code == 302 and response["Location"].startswith(login), page
+    staff = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
+    client.force_login(staff)
+    for page in pages:  # staff, without the app's permissions
+        assert client.get(page).status_code == 403, page
+    assert "guarded" not in client.get(reverse("admin:index")).content.decode()

@@ -88,9 +88,7 @@ def test_postgres_down_mid_run_then_back_without_a_restart(
 
         relays.append(Forward("127.0.0.1", port, *target).__enter__())  # back, same address
         # The queued rows are written once the database answers again.
-        assert wait_until(lambda: logged(f"{tag}-down-") == 20, timeout=15), logged(
-            f"{tag}-down-"
-        )
+        assert wait_until(lambda: logged(f"{tag}-down-") == 20, timeout=15), logged(f"{tag}-down-")
         assert chat(f"{tag}-back").status_code == 200
         key.revoked_at = key.created_at
         key.save(update_fields=["revoked_at"])
