@@ -78,6 +78,31 @@ def test_unknown_key_is_cached_negatively(fetches):
     assert len(fetches) == 1
 
 
+def test_an_unknown_prefix_costs_the_same_comparison_as_a_wrong_secret(monkeypatch):
+    """Timing: a cached "no such prefix" still compares digests in constant time, once, as
+    a known prefix with a wrong secret does (bench/key_timing.py measures both)."""
+    from llm_gateway import keys
+
+    _, raw = ApiKey.create("k")
+    wrong = raw[:-1] + ("A" if raw[-1] != "A" else "B")
+    unknown = keys.generate().raw
+    store = KeyStore()
+    compared = []
+    real = keys.digests_equal
+    monkeypatch.setattr(keys, "digests_equal", lambda a, b: compared.append(len(a)) or real(a, b))
+
+    async def run():
+        for token in (wrong, unknown):
+            await store.authenticate(token)  # rows cached (and the absence of one)
+        compared.clear()
+        results = [await store.authenticate(wrong), await store.authenticate(unknown)]
+        await store.aclose()
+        return results
+
+    assert [v for v, _ in asyncio.run(run())] == [Verdict.INVALID, Verdict.INVALID]
+    assert compared == [64, 64]  # one SHA-256 hex digest comparison each
+
+
 @override_settings(LLM_GATEWAY_LAST_USED_INTERVAL=60)
 def test_last_used_is_written_at_most_once_per_interval():
     key, raw = ApiKey.create("k")
