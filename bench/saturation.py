@@ -1,0 +1,187 @@
+"""One gateway process driven past its capacity with paced streams: does it degrade without
+errors, and does a client's disconnect still reach the engine within 2 s?
+
+    .venv/bin/python bench/saturation.py [--streams 100,200,400] [--seconds 20]
+
+For each level: N streams at once through the fast face, each 50 chunks a second (20 ms
+apart) from the fake engine (tests/fake_upstream.py), read by cheap raw-socket clients. Five
+probe streams are opened meanwhile, read for a second, then closed; the engine's record of
+when each ended, less when its client closed it, is the disconnect's delay. Prints the chunk
+rate offered and delivered, the streams that failed, GET /live's latency (the event loop's
+lag), and the probes' delays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "sk-00000000-saturationsaturationsaturationsaturationsat"
+ENGINE_PORT, GATEWAY_PORT = 9140, 8140
+WORKDIR = Path("/tmp/llm-gateway-saturation")
+BODY = json.dumps(
+    {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+).encode()
+
+
+def request(request_id: str, chunks: int) -> bytes:
+    return (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {KEY}\r\n"
+        f"X-Request-Id: {request_id}\r\nX-Fake-Chunks: {chunks}\r\nX-Fake-Delay-Ms: 20\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(BODY)}\r\n\r\n"
+    ).encode() + BODY
+
+
+async def stream(request_id: str, chunks: int, stop: asyncio.Event, counts: list[int]) -> str:
+    """Read one stream until it ends or ``stop``; how it ended."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", GATEWAY_PORT)
+    writer.write(request(request_id, chunks))
+    tail = b""
+    try:
+        while not stop.is_set():
+            try:
+                data = await asyncio.wait_for(reader.read(65536), 0.5)
+            except TimeoutError:
+                continue
+            if not data:
+                return "cut"
+            counts[0] += (tail[-1:] + data).count(b"\n\n")
+            tail = (tail + data)[-64:]
+            if b'"error"' in data:
+                return "error"
+            if b"data: [DONE]" in tail:
+                return "done"
+        return "open"
+    finally:
+        writer.transport.abort()
+
+
+async def probe(request_id: str) -> float:
+    """Open a stream, read it for a second, close it; when it was closed."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", GATEWAY_PORT)
+    writer.write(request(request_id, 100_000))
+    end = time.monotonic() + 1
+    while time.monotonic() < end:
+        try:
+            await asyncio.wait_for(reader.read(65536), end - time.monotonic())
+        except TimeoutError:
+            break
+    writer.close()
+    return time.time()
+
+
+async def live_latency(samples: int = 10) -> float:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{GATEWAY_PORT}") as client:
+        times = []
+        for _ in range(samples):
+            begun = time.perf_counter()
+            await client.get("/live")
+            times.append(time.perf_counter() - begun)
+            await asyncio.sleep(0.2)
+    return statistics.median(times) * 1000
+
+
+async def level(streams: int, seconds: float, tag: str) -> dict[str, object]:
+    chunks = int(50 * (seconds + 10))  # more than the level lasts: every stream is still open
+    stop, counts = asyncio.Event(), [0]
+    tasks = [
+        asyncio.ensure_future(stream(f"{tag}-s{i}", chunks, stop, counts)) for i in range(streams)
+    ]
+    await asyncio.sleep(2)  # every stream opened
+    counted_from, began = counts[0], time.monotonic()
+    probes = []
+    lag = 0.0
+    for i in range(5):
+        probes.append(asyncio.ensure_future(probe(f"{tag}-p{i}")))
+        if i == 2:
+            lag = await live_latency()
+        await asyncio.sleep(seconds / 6)
+    await asyncio.sleep(max(0.0, seconds - (time.monotonic() - began)))
+    delivered = (counts[0] - counted_from) / (time.monotonic() - began)
+    closed = dict(zip([f"{tag}-p{i}" for i in range(5)], await asyncio.gather(*probes)))
+    stop.set()
+    endings = await asyncio.gather(*tasks)
+    await asyncio.sleep(3)  # the engine sees the probes end, however late
+    seen = httpx.get(f"http://127.0.0.1:{ENGINE_PORT}/_fake/requests", timeout=60).json()
+    delays = []
+    for entry in seen:
+        rid = entry["headers"].get("x-request-id", "")
+        if rid in closed:
+            ended = entry.get("disconnected_at")
+            delays.append(round(ended - closed[rid], 3) if ended else float("inf"))
+    httpx.post(f"http://127.0.0.1:{ENGINE_PORT}/_fake/reset")
+    return {
+        "streams": streams,
+        "offered": streams * 50,
+        "delivered": round(delivered),
+        "failed": sum(e in ("cut", "error") for e in endings),
+        "live_ms": round(lag, 1),
+        "disconnect_s": sorted(delays),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--streams", default="100,200,400")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    WORKDIR.mkdir(exist_ok=True)
+    engine = subprocess.Popen(
+        [sys.executable, "tests/fake_upstream.py", "--port", str(ENGINE_PORT)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    env = dict(
+        os.environ,
+        FAKE_UPSTREAM_URL=f"http://127.0.0.1:{ENGINE_PORT}/v1",
+        BENCH_VAR=str(WORKDIR / "gateway"),
+        LLM_GATEWAY_REQUEST_LOG="false",
+    )
+    with open(WORKDIR / "gateway.log", "wb") as log:
+        gateway = subprocess.Popen(
+            ["bash", "bench/start_gateway.sh", str(GATEWAY_PORT), KEY],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"http://127.0.0.1:{GATEWAY_PORT}/ready").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        print("streams  chunks/s offered  delivered  failed  GET /live ms  disconnect seen (s)")
+        for index, streams in enumerate(int(n) for n in args.streams.split(",")):
+            result = asyncio.run(level(streams, args.seconds, f"l{index}"))
+            print(
+                f"{result['streams']:7}  {result['offered']:16}  {result['delivered']:9}  "
+                f"{result['failed']:6}  {result['live_ms']:12}  {result['disconnect_s']}",
+                flush=True,
+            )
+    finally:
+        for process in (gateway, engine):
+            process.send_signal(signal.SIGINT)
+        for process in (gateway, engine):
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+if __name__ == "__main__":
+    main()
