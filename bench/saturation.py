@@ -109,7 +109,8 @@ async def level(streams: int, seconds: float, tag: str) -> dict[str, object]:
         await asyncio.sleep(seconds / 6)
     await asyncio.sleep(max(0.0, seconds - (time.monotonic() - began)))
     delivered = (counts[0] - counted_from) / (time.monotonic() - began)
-    closed = dict(zip([f"{tag}-p{i}" for i in range(5)], await asyncio.gather(*probes)))
+    ended = await asyncio.gather(*probes)
+    closed = dict(zip([f"{tag}-p{i}" for i in range(5)], ended, strict=True))
     stop.set()
     endings = await asyncio.gather(*tasks)
     await asyncio.sleep(3)  # the engine sees the probes end, however late
