@@ -22,7 +22,8 @@ Exactly daphne's command line, with these additions:
   workers, the parent forwards each signal and waits for them all, killing any that outlives
   the drain time plus a margin: no worker is ever left behind.
 - A streamed response waits for a slow client instead of buffering the engine's answer
-  (``llm_gateway.daphne_flow``: daphne has no flow control of its own).
+  (``llm_gateway.daphne_flow``: daphne has no flow control of its own), and daphne's reaper
+  of finished connections survives an application's late error (``llm_gateway.daphne_reaper``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from . import drain
 from .conf import env_flag
 from .daphne_close import carry_close_reasons
 from .daphne_flow import apply_backpressure
+from .daphne_reaper import keep_reaping
 from .tuning import tune_process
 from .uvloop_poll_errors import watch_through_closed_handles
 
@@ -204,6 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     drain.install(sockets)
     carry_close_reasons()
     apply_backpressure()
+    keep_reaping()
     # Once the reactor runs, the application is imported: freeze its start-up heap, patch
     # what Twisted parses per request (llm_gateway.tuning).
     reactor.callWhenRunning(tune_process)

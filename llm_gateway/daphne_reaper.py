@@ -1,0 +1,62 @@
+"""daphne's reaper of finished connections, kept alive.
+
+daphne's ``Server.application_checker`` runs every second: it removes the connections whose
+application is done and whose client is gone, and reschedules itself at its end. When an
+application raised and its client was still there, it calls the request's
+``handle_exception``, which writes a 500 page; that raises if the response had already
+started (``ValueError``) or the socket cannot be written. The raise escapes the checker before
+it reschedules, and from then on no connection is ever removed: memory and descriptors grow
+for the life of the process. Issue 17 found it behind the uvloop leak
+(``llm_gateway.uvloop_poll_errors``); any application error after a response's first byte
+would do the same.
+
+The launcher (``llm_gateway.run``) patches daphne: an error too late for an error page aborts
+the connection (the client sees a broken answer, as from any proxy, and the connection is
+reaped), and a checker that raises anyway is logged and rescheduled.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+logger = logging.getLogger(__name__)
+
+
+def keep_reaping() -> None:
+    from daphne.http_protocol import WebRequest
+    from daphne.server import Server
+
+    if getattr(Server, "_llm_gateway_reaper", False):
+        return
+    handle_exception = WebRequest.handle_exception
+    application_checker = Server.application_checker
+
+    def handling(self: Any, exception: BaseException) -> None:
+        if not self._response_started and not self.finished and self.channel is not None:
+            try:
+                handle_exception(self, exception)
+                return
+            except Exception as exc:  # the socket cannot take the error page either
+                logger.warning("could not send the error page: %r", exc)
+        abort(self)
+
+    def checking(self: Any) -> None:
+        try:
+            application_checker(self)
+        except Exception:
+            logger.exception("daphne's application checker failed; it runs again in 1 s")
+            from twisted.internet import reactor
+
+            cast(Any, reactor).callLater(1, self.application_checker)
+
+    WebRequest.handle_exception = handling
+    Server.application_checker = checking
+    Server._llm_gateway_reaper = True
+
+
+def abort(request: Any) -> None:
+    channel = request.channel
+    transport = getattr(channel, "transport", None)
+    if transport is not None:
+        transport.abortConnection()
