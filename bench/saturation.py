@@ -6,9 +6,11 @@ errors, and does a client's disconnect still reach the engine within 2 s?
 For each level: N streams at once through the fast face, each 50 chunks a second (20 ms
 apart) from the fake engine (tests/fake_upstream.py), read by cheap raw-socket clients. Five
 probe streams are opened meanwhile, read for a second, then closed; the engine's record of
-when each ended, less when its client closed it, is the disconnect's delay. Prints the chunk
-rate offered and delivered, the streams that failed, GET /live's latency (the event loop's
-lag), and the probes' delays.
+when each ended, less when its client closed it, is the disconnect's delay. Each level runs
+straight to the engine first (the baseline: what the engine and the clients manage on this
+machine), then through the gateway. Prints the chunk rate offered and delivered, the streams
+that failed, the latency of the cheapest request (GET /live of the gateway, the engine's
+/health: the event loop's lag), and the probes' delays.
 """
 
 from __future__ import annotations
@@ -43,9 +45,11 @@ def request(request_id: str, chunks: int) -> bytes:
     ).encode() + BODY
 
 
-async def stream(request_id: str, chunks: int, stop: asyncio.Event, counts: list[int]) -> str:
+async def stream(
+    port: int, request_id: str, chunks: int, stop: asyncio.Event, counts: list[int]
+) -> str:
     """Read one stream until it ends or ``stop``; how it ended."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", GATEWAY_PORT)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(request(request_id, chunks))
     tail = b""
     try:
@@ -67,9 +71,9 @@ async def stream(request_id: str, chunks: int, stop: asyncio.Event, counts: list
         writer.transport.abort()
 
 
-async def probe(request_id: str) -> float:
+async def probe(port: int, request_id: str) -> float:
     """Open a stream, read it for a second, close it; when it was closed."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", GATEWAY_PORT)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(request(request_id, 100_000))
     end = time.monotonic() + 1
     while time.monotonic() < end:
@@ -81,31 +85,33 @@ async def probe(request_id: str) -> float:
     return time.time()
 
 
-async def live_latency(samples: int = 10) -> float:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{GATEWAY_PORT}") as client:
+async def live_latency(port: int, samples: int = 10) -> float:
+    path = "/live" if port == GATEWAY_PORT else "/health"
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
         times = []
         for _ in range(samples):
             begun = time.perf_counter()
-            await client.get("/live")
+            await client.get(path)
             times.append(time.perf_counter() - begun)
             await asyncio.sleep(0.2)
     return statistics.median(times) * 1000
 
 
-async def level(streams: int, seconds: float, tag: str) -> dict[str, object]:
+async def level(port: int, streams: int, seconds: float, tag: str) -> dict[str, object]:
     chunks = int(50 * (seconds + 10))  # more than the level lasts: every stream is still open
     stop, counts = asyncio.Event(), [0]
     tasks = [
-        asyncio.ensure_future(stream(f"{tag}-s{i}", chunks, stop, counts)) for i in range(streams)
+        asyncio.ensure_future(stream(port, f"{tag}-s{i}", chunks, stop, counts))
+        for i in range(streams)
     ]
     await asyncio.sleep(2)  # every stream opened
     counted_from, began = counts[0], time.monotonic()
     probes = []
     lag = 0.0
     for i in range(5):
-        probes.append(asyncio.ensure_future(probe(f"{tag}-p{i}")))
+        probes.append(asyncio.ensure_future(probe(port, f"{tag}-p{i}")))
         if i == 2:
-            lag = await live_latency()
+            lag = await live_latency(port)
         await asyncio.sleep(seconds / 6)
     await asyncio.sleep(max(0.0, seconds - (time.monotonic() - began)))
     delivered = (counts[0] - counted_from) / (time.monotonic() - began)
@@ -166,14 +172,18 @@ def main() -> None:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        print("streams  chunks/s offered  delivered  failed  GET /live ms  disconnect seen (s)")
+        print(
+            "streams  path     chunks/s offered  delivered  failed  latency ms  disconnect seen (s)"
+        )
         for index, streams in enumerate(int(n) for n in args.streams.split(",")):
-            result = asyncio.run(level(streams, args.seconds, f"l{index}"))
-            print(
-                f"{result['streams']:7}  {result['offered']:16}  {result['delivered']:9}  "
-                f"{result['failed']:6}  {result['live_ms']:12}  {result['disconnect_s']}",
-                flush=True,
-            )
+            for name, port in (("direct", ENGINE_PORT), ("gateway", GATEWAY_PORT)):
+                result = asyncio.run(level(port, streams, args.seconds, f"l{index}{name}"))
+                print(
+                    f"{result['streams']:7}  {name:7}  {result['offered']:16}  "
+                    f"{result['delivered']:9}  {result['failed']:6}  {result['live_ms']:10}  "
+                    f"{result['disconnect_s']}",
+                    flush=True,
+                )
     finally:
         for process in (gateway, engine):
             process.send_signal(signal.SIGINT)

@@ -39,6 +39,18 @@ class Writable:
         self.event.set()
 
 
+def _may_register(request: Any) -> bool:
+    """Whether the request can take a producer now: its connection is open and holds none
+    (a pipelined request behind another's stream waits its turn unthrottled)."""
+    channel = request.channel
+    return (
+        channel is not None
+        and not request.finished
+        and request.producer is None
+        and getattr(channel, "_requestProducer", None) is None
+    )
+
+
 def apply_backpressure() -> None:
     from daphne.http_protocol import WebRequest
     from daphne.server import Server
@@ -53,7 +65,7 @@ def apply_backpressure() -> None:
             return
         writable: Writable | None = getattr(protocol, "_llm_gateway_writable", None)
         more = message.get("more_body", False)
-        if more and writable is None and protocol.channel is not None and not protocol.finished:
+        if more and writable is None and _may_register(protocol):
             writable = protocol._llm_gateway_writable = Writable()
             protocol.registerProducer(writable, True)
         elif not more and writable is not None:

@@ -77,3 +77,27 @@ def test_a_slow_reader_holds_the_engine_back_and_gets_every_byte(
     sock.close()
     assert b"data: [DONE]" in received[-200:] and b'"error"' not in received
     assert received.count(b"data: {") == CHUNKS + 1  # every content chunk and the last one
+
+
+def test_pipelined_streams_are_each_answered_whole_in_order(face_gateway, api_key):
+    """The second stream waits its turn behind the first (Twisted holds one producer per
+    connection): both whole, in order."""
+    body = json.dumps(
+        {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    ).encode()
+    one = (
+        f"POST {face_gateway.api_path}/chat/completions HTTP/1.1\r\nHost: localhost\r\n"
+        f"Authorization: Bearer {api_key}\r\nX-Fake-Chunks: 200\r\nX-Fake-Repeat: 100\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    with socket.create_connection(("127.0.0.1", face_gateway.port), timeout=10) as sock:
+        sock.sendall(one + one)
+        received = b""
+        while received.count(b"data: [DONE]") < 2:
+            chunk = sock.recv(1 << 20)
+            assert chunk, received[-300:]
+            received += chunk
+    first, second = received.split(b"HTTP/1.1 200", 2)[1:]
+    for answer in (first, second):
+        assert answer.count(b"data: {") == 201 and b'"error"' not in answer
