@@ -10,8 +10,10 @@ that every streamed response registers one, and ``send`` of a body waits while t
 is paused. The relay then stops reading the engine, aiohttp stops reading its socket, and
 the engine's own writes block: a slow client costs the socket buffers, not the answer.
 
-A client that leaves while ``send`` waits is seen as usual (``http.disconnect`` cancels the
-relay's task), and the producer lets go of a closed connection too.
+A WebSocket session (``/v1/realtime``) gets the same: a frame's ``send`` waits while the
+client's connection is paused, so the relay stops reading the engine's socket. A client that
+leaves while ``send`` waits is seen as usual (``http.disconnect`` or ``websocket.disconnect``
+cancels the relay's task), and the producer lets go of a closed connection too.
 """
 
 from __future__ import annotations
@@ -51,16 +53,41 @@ def _may_register(request: Any) -> bool:
     )
 
 
+def _session_writable(protocol: Any) -> Writable | None:
+    """The WebSocket's producer, registered on its first frame out. Its transport still
+    names the HTTP channel the upgrade came through as its producer: that channel serves
+    nothing more on this connection, so the session takes its place."""
+    writable: Writable | None = getattr(protocol, "_llm_gateway_writable", None)
+    transport = protocol.transport
+    if writable is None and transport is not None and protocol.state == protocol.STATE_OPEN:
+        writable = protocol._llm_gateway_writable = Writable()
+        try:
+            if getattr(transport, "producer", None) is not None:
+                transport.unregisterProducer()
+            transport.registerProducer(writable, True)
+        except RuntimeError:  # a wrapped transport that keeps its own: never paused, then
+            pass
+    return writable
+
+
 def apply_backpressure() -> None:
     from daphne.http_protocol import WebRequest
     from daphne.server import Server
+    from daphne.ws_protocol import WebSocketProtocol
 
     if getattr(Server, "_llm_gateway_flow", False):
         return
     handle_reply = Server.handle_reply
 
     async def replying(self: Any, protocol: Any, message: dict[str, Any]) -> None:
-        if not isinstance(protocol, WebRequest) or message.get("type") != "http.response.body":
+        kind = message.get("type")
+        if isinstance(protocol, WebSocketProtocol) and kind == "websocket.send":
+            await handle_reply(self, protocol, message)
+            session = _session_writable(protocol)
+            if session is not None and not session.event.is_set():
+                await session.event.wait()  # set again on resume, or when the socket closes
+            return
+        if not isinstance(protocol, WebRequest) or kind != "http.response.body":
             await handle_reply(self, protocol, message)
             return
         writable: Writable | None = getattr(protocol, "_llm_gateway_writable", None)

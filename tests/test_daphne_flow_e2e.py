@@ -101,3 +101,33 @@ def test_pipelined_streams_are_each_answered_whole_in_order(face_gateway, api_ke
     first, second = received.split(b"HTTP/1.1 200", 2)[1:]
     for answer in (first, second):
         assert answer.count(b"data: {") == 201 and b'"error"' not in answer
+
+
+def test_a_slow_realtime_reader_holds_the_engine_back(face_gateway, api_key):
+    """The same for a WebSocket: 400 frames of 100 KB asked for, none read for 3 s."""
+    import asyncio
+
+    from websockets.asyncio.client import connect
+
+    assert face_gateway.process is not None
+    pid = face_gateway.process.pid
+    url = f"ws://127.0.0.1:{face_gateway.port}{face_gateway.api_path}/realtime?model=fake-model"
+    frames, size = 400, 100_000
+
+    async def run() -> tuple[int, list[int]]:
+        auth = {"Authorization": f"Bearer {api_key}"}
+        # max_queue=1: the client stops reading its socket after one frame it was not asked
+        # for, as a slow application does.
+        async with connect(url, additional_headers=auth, max_queue=1, max_size=None) as ws:
+            before = rss_bytes(pid)
+            for _ in range(frames):
+                await ws.send(json.dumps({"type": "big", "bytes": size}))
+            await asyncio.sleep(3)
+            grown = rss_bytes(pid) - before
+            sizes = [len(await asyncio.wait_for(ws.recv(), 20)) for _ in range(frames)]
+        return grown, sizes
+
+    grown, sizes = asyncio.run(run())
+    assert sizes == [size] * frames  # every frame, whole, once the client reads
+    # Without backpressure the gateway took the engine's 40 MB while the client read none.
+    assert grown < 8 * 2**20, f"the gateway grew by {grown} bytes for one stalled session"
