@@ -1,4 +1,4 @@
-"""Backpressure for daphne's streamed HTTP responses.
+"""Backpressure for daphne's streamed HTTP responses and WebSocket sessions.
 
 ASGI leaves flow control to the server, and daphne has none: its ``send`` hands each body
 message to Twisted's transport and returns at once. A client that reads slowly made the

@@ -1,5 +1,7 @@
 """Clients that fail, end to end through daphne (issue 17): a thousand disconnects at random
-moments of paced streams, and two hundred connections that dribble their request."""
+moments of paced streams, and two hundred connections that dribble their request. The
+thousand are what found ``llm_gateway.uvloop_poll_errors`` (the Django face leaked without
+it)."""
 
 from __future__ import annotations
 
