@@ -49,6 +49,14 @@ def quantiles(values: list[int]) -> dict[str, float]:
     return {"p10": cuts[9], "p50": cuts[49], "p90": cuts[89], "p99": cuts[98]}
 
 
+def interleaved(names: list[str], calls: int, seed: int) -> tuple[dict[str, list[int]], list[str]]:
+    """Each case's list of times (empty), and the order of the calls: ``calls`` of each case,
+    shuffled, so that drift and noise fall on every case alike."""
+    order = [name for name in names for _ in range(calls)]
+    random.Random(seed).shuffle(order)
+    return {name: [] for name in names}, order
+
+
 def flip(text: str, index: int) -> str:
     replacement = "A" if text[index] != "A" else "B"
     return text[:index] + replacement + text[index + 1 :]
@@ -65,10 +73,7 @@ async def store_timings(raw: str, calls: int) -> dict[str, list[int]]:
     }
     for token in cases.values():  # every row (and the unknown prefix's absence) cached
         await key_store.authenticate(token)
-    names = list(cases)
-    times: dict[str, list[int]] = {name: [] for name in names}
-    order = [name for name in names for _ in range(calls)]
-    random.Random(17).shuffle(order)
+    times, order = interleaved(list(cases), calls, seed=17)
     clock, authenticate = time.perf_counter_ns, key_store.authenticate
     for name in order:
         token = cases[name]
@@ -85,10 +90,7 @@ def compare_timings(calls: int) -> dict[str, list[int]]:
         "differ first": flip(stored, 0),
         "differ last": flip(stored, len(stored) - 1),
     }
-    names = list(cases)
-    times: dict[str, list[int]] = {name: [] for name in names}
-    order = [name for name in names for _ in range(calls)]
-    random.Random(18).shuffle(order)
+    times, order = interleaved(list(cases), calls, seed=18)
     clock, equal = time.perf_counter_ns, keys.digests_equal
     for name in order:
         other = cases[name]

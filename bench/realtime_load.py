@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import websockets
+from local_gateway import engine_and_gateway  # bench/, this script's directory
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-00000000-benchbenchbenchbenchbenchbenchbenchbenchben"
@@ -98,29 +95,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
     workdir = Path("/tmp/llm-gateway-realtime-load")
-    workdir.mkdir(exist_ok=True)
-    engine = subprocess.Popen(
-        [sys.executable, "tests/fake_upstream.py", "--port", str(ENGINE_PORT)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    env = dict(
-        os.environ,
-        FAKE_UPSTREAM_URL=f"http://127.0.0.1:{ENGINE_PORT}/v1",
-        BENCH_VAR=str(workdir / "gateway"),
-        LLM_GATEWAY_REQUEST_LOG="false",
-    )
-    with open(workdir / "gateway.log", "wb") as log:
-        gateway = subprocess.Popen(
-            ["bash", "bench/start_gateway.sh", str(GATEWAY_PORT), KEY],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        time.sleep(6)
+    with engine_and_gateway(
+        workdir, ENGINE_PORT, GATEWAY_PORT, KEY, LLM_GATEWAY_REQUEST_LOG="false"
+    ) as (gateway, _):
         direct = f"ws://127.0.0.1:{ENGINE_PORT}/v1/realtime?model=fake-model"
         relayed = f"ws://127.0.0.1:{GATEWAY_PORT}/v1/realtime?model=fake-model"
         auth = {"Authorization": f"Bearer {KEY}"}
@@ -143,14 +120,6 @@ def main() -> None:
             " per frame (both ways)"
         )
         print(f"  gateway memory per open session: {per_session:.1f} KiB")
-    finally:
-        for process in (gateway, engine):
-            process.send_signal(signal.SIGINT)
-        for process in (gateway, engine):
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 if __name__ == "__main__":

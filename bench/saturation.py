@@ -18,15 +18,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
+from local_gateway import engine_and_gateway  # bench/, this script's directory
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-00000000-saturationsaturationsaturationsaturationsat"
@@ -143,35 +140,9 @@ def main() -> None:
     parser.add_argument("--streams", default="100,200,400")
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args()
-    WORKDIR.mkdir(exist_ok=True)
-    engine = subprocess.Popen(
-        [sys.executable, "tests/fake_upstream.py", "--port", str(ENGINE_PORT)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    env = dict(
-        os.environ,
-        FAKE_UPSTREAM_URL=f"http://127.0.0.1:{ENGINE_PORT}/v1",
-        BENCH_VAR=str(WORKDIR / "gateway"),
-        LLM_GATEWAY_REQUEST_LOG="false",
-    )
-    with open(WORKDIR / "gateway.log", "wb") as log:
-        gateway = subprocess.Popen(
-            ["bash", "bench/start_gateway.sh", str(GATEWAY_PORT), KEY],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"http://127.0.0.1:{GATEWAY_PORT}/ready").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+    with engine_and_gateway(
+        WORKDIR, ENGINE_PORT, GATEWAY_PORT, KEY, LLM_GATEWAY_REQUEST_LOG="false"
+    ):
         print(
             "streams  path     chunks/s offered  delivered  failed  latency ms  disconnect seen (s)"
         )
@@ -184,14 +155,6 @@ def main() -> None:
                     f"{result['disconnect_s']}",
                     flush=True,
                 )
-    finally:
-        for process in (gateway, engine):
-            process.send_signal(signal.SIGINT)
-        for process in (gateway, engine):
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ import asyncio
 import json
 import os
 import random
-import signal
 import socket
 import statistics
 import struct
@@ -39,6 +38,7 @@ from typing import Any
 
 import httpx
 import websockets
+from local_gateway import engine_and_gateway  # bench/, this script's directory
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-00000000-soaksoaksoaksoaksoaksoaksoaksoaksoaksoaksoa"
@@ -313,49 +313,19 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--plot", default=str(ROOT / "docs" / "soak.png"))
     args = parser.parse_args()
-    WORKDIR.mkdir(exist_ok=True)
-    engine = subprocess.Popen(
-        [sys.executable, "tests/fake_upstream.py", "--port", str(ENGINE_PORT)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    env = dict(
-        os.environ,
-        FAKE_UPSTREAM_URL=f"http://127.0.0.1:{ENGINE_PORT}/v1",
-        BENCH_VAR=str(WORKDIR / "gateway"),
+    series: list[dict[str, Any]] = []
+    with engine_and_gateway(
+        WORKDIR,
+        ENGINE_PORT,
+        GATEWAY_PORT,
+        KEY,
         LLM_GATEWAY_VAR_DIR=str(WORKDIR / "gateway"),
         LLM_GATEWAY_MAX_BODY_BYTES="65536",
         DJANGO_SETTINGS_MODULE="project.settings",
-    )
-    with open(WORKDIR / "gateway.log", "wb") as log:
-        gateway = subprocess.Popen(
-            ["bash", "bench/start_gateway.sh", str(GATEWAY_PORT), KEY],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    series: list[dict[str, Any]] = []
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"http://127.0.0.1:{GATEWAY_PORT}/ready").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+    ) as (gateway, env):
         limited_key = create_limited_key(env)
         time.sleep(1)  # past the key cache
         tally = asyncio.run(soak(args.minutes, gateway.pid, limited_key, series))
-    finally:
-        for process in (gateway, engine):
-            process.send_signal(signal.SIGINT)
-        for process in (gateway, engine):
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
     (WORKDIR / "series.json").write_text(json.dumps(series, indent=1))
     first, last = series[1], series[-1]  # after the first 10 s of warm-up
     print(f"\n{args.minutes:g} minutes; samples in {WORKDIR / 'series.json'}")

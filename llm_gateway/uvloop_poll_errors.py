@@ -19,6 +19,7 @@ and Twisted loses the connection as it should.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -46,24 +47,19 @@ def watch_through_closed_handles() -> None:
         if writing:
             add_writer(reactor, selectable)
 
-    def adding_reader(self: Any, reader: Any) -> None:
-        try:
-            add_reader(self, reader)
-        except RuntimeError as exc:
-            if not is_closed_handle(exc):
-                raise
-            rewatch(self, reader)
-            add_reader(self, reader)
+    def through_closed_handles(add: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+        def adding(self: Any, selectable: Any) -> None:
+            try:
+                add(self, selectable)
+            except RuntimeError as exc:
+                if not is_closed_handle(exc):
+                    raise
+                rewatch(self, selectable)
+                add(self, selectable)
 
-    def adding_writer(self: Any, writer: Any) -> None:
-        try:
-            add_writer(self, writer)
-        except RuntimeError as exc:
-            if not is_closed_handle(exc):
-                raise
-            rewatch(self, writer)
-            add_writer(self, writer)
+        return adding
 
-    setattr(AsyncioSelectorReactor, "addReader", adding_reader)  # noqa: B010 (typed class)
-    setattr(AsyncioSelectorReactor, "addWriter", adding_writer)  # noqa: B010
+    # setattr: the class is typed, and mypy refuses assignments to its methods.
+    setattr(AsyncioSelectorReactor, "addReader", through_closed_handles(add_reader))  # noqa: B010
+    setattr(AsyncioSelectorReactor, "addWriter", through_closed_handles(add_writer))  # noqa: B010
     setattr(AsyncioSelectorReactor, "_llm_gateway_polls", True)  # noqa: B010
