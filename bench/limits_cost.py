@@ -23,12 +23,9 @@ django.setup()
 
 import orjson  # noqa: E402
 import uvloop  # noqa: E402
-from django.test import override_settings  # noqa: E402
 
-from llm_gateway.core.record import RequestRecord  # noqa: E402
-from llm_gateway.core.request import GatewayRequest  # noqa: E402
-from llm_gateway.keystore import Principal  # noqa: E402
-from llm_gateway.limits.policy import LimitsPolicy  # noqa: E402
+from llm_gateway.core import GatewayRequest, Principal, RequestRecord  # noqa: E402
+from llm_gateway.limits import LimitsOptions, LimitsPolicy  # noqa: E402
 from llm_gateway.limits.redis_store import ADMIT  # noqa: E402
 from llm_gateway.limits.spec import Limits, Scope  # noqa: E402
 
@@ -37,8 +34,9 @@ SCOPES = (Scope("key", "bench000", "bench", LIMITS, "kbench000"),)
 BODY = b'{"model":"fake-model","messages":[{"role":"user","content":"Say hello."}],"max_tokens":32}'
 
 
-async def policy_cost(requests: int) -> float:
-    policy, principal = LimitsPolicy(), Principal(1, "bench", "bench000", SCOPES)
+async def policy_cost(requests: int, redis_url: str) -> float:
+    policy = LimitsPolicy(LimitsOptions(redis_url=redis_url, namespace="bench"))
+    principal = Principal(1, "bench", "bench000", SCOPES)
     payload = orjson.loads(BODY)
 
     async def one() -> None:
@@ -88,14 +86,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=16_000)
     args = parser.parse_args()
     url = os.environ.get("REDIS_URL", "")
-    with override_settings(LLM_GATEWAY_REDIS_URL="", LLM_GATEWAY_LIMITS_NAMESPACE="bench"):
-        memory = uvloop.run(policy_cost(args.requests))
+    memory = uvloop.run(policy_cost(args.requests, ""))
     print(f"limits in memory: {memory * 1e6:.1f} us CPU per request (admit + settle)")
     if not url:
         print("REDIS_URL is not set: Redis skipped")
         return
-    with override_settings(LLM_GATEWAY_REDIS_URL=url, LLM_GATEWAY_LIMITS_NAMESPACE="bench"):
-        shared = uvloop.run(policy_cost(args.requests))
+    shared = uvloop.run(policy_cost(args.requests, url))
     print(f"limits in Redis:  {shared * 1e6:.1f} us CPU per request (admit + settle)")
     redis_py = uvloop.run(redis_py_cost(url, args.requests))
     print(f"redis-py asyncio: {redis_py * 1e6:.1f} us CPU per EVALSHA")

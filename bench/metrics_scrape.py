@@ -5,7 +5,7 @@
 
 Fills the gateway's own registry as traffic would (each model served by
 --replicas-per-model of the upstreams, four statuses, streamed and not, every histogram),
-then times ``metrics.render()``, the function
+then times ``GatewayMetrics.render()``, the function
 both faces answer ``/metrics`` with: median and worst of --repeat scrapes, and the size.
 """
 
@@ -32,35 +32,36 @@ def main() -> None:
     import django
 
     django.setup()
-    from llm_gateway.observe import metrics
-    from llm_gateway.upstream.client import Upstream
-    from llm_gateway.upstream.pool import UpstreamPool
+    from llm_gateway.observe.metrics import GatewayMetrics
+    from llm_gateway.upstream import Upstream, UpstreamPool
 
     upstreams = [Upstream(f"http://10.0.0.{i}:8000/v1") for i in range(args.upstreams)]
     pool = UpstreamPool(upstreams)
+    metrics = GatewayMetrics(pool)
+    series = metrics.series
     models = [f"model-{i:02d}" for i in range(args.models)]
     for i, model in enumerate(models):
         serving = [upstreams[(i + j) % len(upstreams)] for j in range(args.replicas_per_model)]
         for upstream in serving:
             for status in ("200", "400", "429", "502"):
                 for stream in ("true", "false"):
-                    metrics.REQUESTS.labels(model, upstream.name, status, stream).inc()
+                    series.requests.labels(model, upstream.name, status, stream).inc()
         for stream in ("true", "false"):
-            metrics.DURATION.labels(model, stream).observe(1.5)
-        metrics.TTFT_SECONDS.labels(model).observe(0.2)
-        metrics.TPOT.labels(model).observe(0.03)
+            series.duration.labels(model, stream).observe(1.5)
+        series.ttft.labels(model).observe(0.2)
+        series.tpot.labels(model).observe(0.03)
         for kind in ("prompt", "completion"):
-            metrics.TOKENS.labels(model, kind).inc(100)
-        metrics.IN_FLIGHT.labels(model).set(3)
+            series.tokens.labels(model, kind).inc(100)
+        series.in_flight.labels(model).set(3)
     times = []
     for _ in range(args.repeat):
         started = time.perf_counter()
-        status, _, body = metrics.render(None, pool)
+        status, _, body = metrics.render(None)
         times.append((time.perf_counter() - started) * 1000)
-    series = body.count(b"\n") - body.count(b"\n#")
+    lines = body.count(b"\n") - body.count(b"\n#")
     print(
         f"{args.models} models on {args.replicas_per_model} of {args.upstreams} upstreams each: "
-        f"{series:,} series, "
+        f"{lines:,} series, "
         f"{len(body) / 1024:.0f} KiB; scrape median {statistics.median(times):.1f} ms, "
         f"worst {max(times):.1f} ms (status {status})"
     )

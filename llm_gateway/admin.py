@@ -18,8 +18,10 @@ from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.safestring import mark_safe
 
-from . import charts, keys, reports
+from . import keys
 from .models import ApiKey, ApiKeyQuerySet, ErrorDaily, RequestLog, UsageDaily, UserLimits
+from .reporting import charts
+from .reporting import queries as reports
 
 LIMIT_FIELDS = ["allowed_models", "rpm", "tpm", "max_parallel", "token_budget", "budget_period"]
 

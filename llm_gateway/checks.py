@@ -10,36 +10,20 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
-from .conf import conf, setting_names
-from .paths import is_guarded
+from .conf import all_settings, conf
+from .ingress.paths import is_guarded
 from .upstream import config as upstream_config
-
-_POSITIVE = (
-    "CONNECT_TIMEOUT",
-    "READ_TIMEOUT",
-    "MAX_BODY_BYTES",
-    "KEY_CACHE_SECONDS",
-    "WATCHDOG_INTERVAL",
-    "WATCHDOG_FAILURES",
-    "LIMITS_TIMEOUT",
-    "LIMITS_LEASE_SECONDS",
-    "AFFINITY_PREFIX_CHARS",
-    "AFFINITY_LOAD_FACTOR",
-    "EJECT_FAILURES",
-    "EJECT_SECONDS",
-    "EJECT_MAX_SECONDS",
-)
 
 
 @register(Tags.compatibility)
 def check_values(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Every setting can be read: a value that cannot be parsed fails here, at start-up."""
     errors: list[CheckMessage] = []
-    for name in setting_names():
+    for attribute, setting in all_settings().items():
         try:
-            getattr(conf, name)
+            getattr(conf, attribute)
         except (TypeError, ValueError) as exc:
-            errors.append(Error(f"LLM_GATEWAY_{name}: {exc}.", id="llm_gateway.E003"))
+            errors.append(Error(f"LLM_GATEWAY_{setting.name}: {exc}.", id="llm_gateway.E003"))
     return errors
 
 
@@ -75,17 +59,6 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                     id="llm_gateway.E002",
                 )
             )
-    for name in _POSITIVE:
-        if getattr(conf, name) <= 0:
-            errors.append(Error(f"LLM_GATEWAY_{name} must be above 0.", id="llm_gateway.E003"))
-    if conf.AFFINITY_LOAD_FACTOR < 1:
-        errors.append(
-            Error(
-                "LLM_GATEWAY_AFFINITY_LOAD_FACTOR must be at least 1 (1.25: a replica takes up "
-                "to 25% more than the average before passing requests on).",
-                id="llm_gateway.E003",
-            )
-        )
     if any(len(key) < 16 for key in conf.API_KEYS):
         errors.append(
             Warning(
@@ -98,9 +71,13 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
 
 
 def relay_prefixes() -> list[str]:
-    """Where the relay answers: the fast face's prefix, and where ``llm_gateway.urls`` put
-    the Django face's ``v1/`` (if they are included)."""
-    prefixes = [conf.RELAY_PREFIX] if conf.RELAY_PREFIX else []
+    """Where the relay answers: the fast face's prefix when this process serves the fast
+    face (``gateway_application`` says so as it is built), and where ``llm_gateway.urls``
+    put the Django face's ``v1/`` (if they are included)."""
+    from django.apps import apps
+
+    fast = getattr(apps.get_app_config("llm_gateway"), "fast_face", False)
+    prefixes = [conf.RELAY_PREFIX] if conf.RELAY_PREFIX and fast else []
     with contextlib.suppress(NoReverseMatch):
         prefixes.append(reverse("llm_gateway:relay", kwargs={"sub_path": ""}).rstrip("/"))
     return prefixes
@@ -159,3 +136,19 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
                 )
             )
     return messages
+
+
+def refuse_bad_settings() -> None:
+    """Raise ImproperlyConfigured if the gateway's system checks find an error: servers do
+    not run checks (daphne, uvicorn), so the launcher and ``gateway_application()`` do, and a
+    value that cannot be read stops the start-up instead of failing each request."""
+    from django.core.checks import ERROR, run_checks
+    from django.core.exceptions import ImproperlyConfigured
+
+    errors = [
+        message
+        for message in run_checks()
+        if message.level >= ERROR and (message.id or "").startswith("llm_gateway.")
+    ]
+    if errors:
+        raise ImproperlyConfigured("\n".join(str(error) for error in errors))

@@ -1,13 +1,15 @@
-"""The gateway's settings, read at call time.
+"""The gateway's settings, read at call time: the one place that names them.
 
 Each ``LLM_GATEWAY_<NAME>`` is looked up in Django settings first, then in the environment
 variable of the same name, then falls back to a default. Nothing is read at import, so
 ``override_settings`` takes effect at once (django-cors-headers' ``conf.py`` pattern; knox's
-read-at-import is the flaw to avoid).
+read-at-import is the flaw to avoid). What is read before Django's settings exist (the
+logging configuration, the launcher) reads the same settings from the environment alone
+(``Settings(environ=...)``), so every setting is parsed and checked in one place.
 
-A resolved value is remembered until Django's ``setting_changed`` signal (sent by
-``override_settings``) or ``conf.reload()``: an unset Django setting costs a caught
-AttributeError, about 2 us, and the relay reads about ten settings per request.
+A resolved value is remembered until ``conf.reload()`` (the app calls it on Django's
+``setting_changed`` signal, which ``override_settings`` sends). The runtime reads the
+settings once, when it is built; faces read a few per request.
 """
 
 from __future__ import annotations
@@ -16,18 +18,15 @@ import ipaddress
 import os
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from django.conf import settings as django_settings
-from django.core.signals import setting_changed
 
 from .upstream.config import ReplicaSpec, parse_replicas
 
 T = TypeVar("T")
 PREFIX = "LLM_GATEWAY_"
 _MISSING = object()
-
-
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -46,9 +45,9 @@ def parse_bool(value: Any) -> bool:
 
 
 def env_flag(name: str, default: bool, environ: Mapping[str, str] | None = None) -> bool:
-    """A switch read from the environment before Django's settings exist (the launcher, the
-    logging config, the example settings): unset or empty gives the default; an unreadable
-    value also gives the default, with one line on stderr (logging is not configured yet)."""
+    """A switch of the example project read from the environment (``DJANGO_DEBUG``): unset or
+    empty gives the default; an unreadable value also gives the default, with one line on
+    stderr (logging is not configured yet)."""
     value = (os.environ if environ is None else environ).get(name, "").strip()
     if not value:
         return default
@@ -65,297 +64,51 @@ def parse_list(value: Any) -> list[str]:
     return [str(item).strip() for item in items if str(item).strip()]
 
 
-class Settings:
-    """Typed accessors for every setting the app reads (the only place that names them)."""
+def parse_endpoints(value: Any) -> list[str]:
+    """Comma-separated paths; entries trimmed, empty ones dropped, query strings ignored."""
+    paths = (item.split("?", 1)[0].strip() for item in parse_list(value))
+    return [path for path in paths if path]
 
-    def __init__(self) -> None:
-        self._resolved: dict[str, Any] = {}
 
-    def reload(self) -> None:
-        """Forget resolved values: the next read looks at settings and environment again."""
-        self._resolved.clear()
+def one_of(*choices: str, lower: bool = True) -> Callable[[Any], str]:
+    """A parser that accepts one of ``choices`` (compared in lower or upper case)."""
 
-    def _get(
-        self,
-        name: str,
-        default: T,
-        parse: Callable[[Any], T],
-        empty_is_default: bool = True,
-    ) -> T:
-        try:
-            return self._resolved[name]
-        except KeyError:
-            pass
-        value = getattr(django_settings, PREFIX + name, _MISSING)
-        if value is _MISSING:
-            value = os.environ.get(PREFIX + name, _MISSING)
-        unset = value is _MISSING or value is None or (value == "" and empty_is_default)
-        result = default if unset else parse(value)
-        self._resolved[name] = result
-        return result
+    def parse(value: Any) -> str:
+        word = str(value).strip()
+        word = word.lower() if lower else word.upper()
+        if word not in choices:
+            raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+        return word
 
-    # --- authentication -------------------------------------------------------------------
-    @property
-    def API_KEYS(self) -> list[str]:
-        """Static keys (like vLLM's --api-key), compared by digest in constant time."""
-        return self._get("API_KEYS", [], parse_list)
+    return parse
 
-    @property
-    def AUTH_PREFIXES(self) -> list[str]:
-        """Path prefixes that need a key; a path is guarded if it equals one or is below it."""
-        return self._get("AUTH_PREFIXES", ["/v1"], parse_list)
 
-    @property
-    def TRUSTED_PROXIES(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-        """Addresses or networks (CIDR) of the reverse proxies whose X-Forwarded-For and
-        X-Forwarded-Proto are believed; empty: nobody's."""
-        return self._get("TRUSTED_PROXIES", [], _parse_networks)
+def positive(parse: Callable[[Any], T]) -> Callable[[Any], T]:
+    """``parse``, then a ValueError for a number at or below 0."""
 
-    @property
-    def ALLOW_UNAUTHENTICATED(self) -> bool:
-        """An open gateway: the relay serves requests that carry no key (checked: W003)."""
-        return self._get("ALLOW_UNAUTHENTICATED", False, parse_bool)
+    def parse_positive(value: Any) -> T:
+        number = parse(value)
+        if number <= 0:  # type: ignore[operator]
+            raise ValueError(f"{value!r} must be above 0")
+        return number
 
-    # --- the relay ------------------------------------------------------------------------
-    @property
-    def RELAY_PREFIX(self) -> str | None:
-        """Where the ASGI fast path serves the relay (``/v1``); ``off`` leaves every path to
-        Django, whose ``llm_gateway.urls`` then serve it wherever they are included."""
-        prefix: str | None = "/v1"
-        return self._get("RELAY_PREFIX", prefix, _parse_prefix)
+    return parse_positive
 
-    @property
-    def POLICIES(self) -> list[str]:
-        """Dotted paths of extra policies (classes or factories), run after the built-in ones."""
-        return self._get("POLICIES", [], parse_list)
 
-    @property
-    def OBSERVERS(self) -> list[str]:
-        """Dotted paths of extra observers, told of every request once it ends."""
-        return self._get("OBSERVERS", [], parse_list)
+def at_least_zero(parse: Callable[[Any], T]) -> Callable[[Any], T]:
+    """``parse``, then a ValueError for a number below 0."""
 
-    @property
-    def KEY_CACHE_SECONDS(self) -> float:
-        """How often each process re-reads the keys it has cached (revocation latency)."""
-        return self._get("KEY_CACHE_SECONDS", 0.5, float)
+    def parse_at_least_zero(value: Any) -> T:
+        number = parse(value)
+        if number < 0:  # type: ignore[operator]
+            raise ValueError(f"{value!r} must be 0 or above")
+        return number
 
-    @property
-    def LAST_USED_INTERVAL(self) -> float:
-        """At most one last_used_at write per key in this many seconds."""
-        return self._get("LAST_USED_INTERVAL", 60.0, float)
+    return parse_at_least_zero
 
-    # --- upstream -------------------------------------------------------------------------
-    @property
-    def UPSTREAM_URL(self) -> str:
-        """The engine's base URL including /v1, e.g. http://127.0.0.1:8001/v1."""
-        return self._get("UPSTREAM_URL", "", str).rstrip("/")
 
-    @property
-    def UPSTREAMS_LIST(self) -> list[ReplicaSpec]:
-        """``LLM_GATEWAY_UPSTREAMS``: several replicas (a list, or JSON holding one)."""
-        return self._get("UPSTREAMS", [], parse_replicas)
-
-    @property
-    def UPSTREAMS(self) -> list[ReplicaSpec]:
-        """The replicas: ``UPSTREAMS`` if set, else ``UPSTREAM_URL`` as a pool of one."""
-        replicas = self.UPSTREAMS_LIST
-        if replicas or not self.UPSTREAM_URL:
-            return replicas
-        return [ReplicaSpec(self.UPSTREAM_URL, None, self.UPSTREAM_API_KEY)]
-
-    @property
-    def ROUTING(self) -> str:
-        """How requests are spread over the replicas of a model."""
-        return self._get("ROUTING", "least_outstanding", _parse_routing)
-
-    @property
-    def RETRIES(self) -> int:
-        """Other replicas tried when one fails before the first byte (refused, reset, 5xx)."""
-        return self._get("RETRIES", 2, int)
-
-    @property
-    def AFFINITY_PREFIX_CHARS(self) -> int:
-        """``prefix_affinity``: characters of the system prompt and first messages hashed."""
-        return self._get("AFFINITY_PREFIX_CHARS", 2048, int)
-
-    @property
-    def AFFINITY_LOAD_FACTOR(self) -> float:
-        """``prefix_affinity``: a replica above this many times the average load passes the
-        request on (consistent hashing with bounded loads, c)."""
-        return self._get("AFFINITY_LOAD_FACTOR", 1.25, float)
-
-    @property
-    def EJECT_FAILURES(self) -> int:
-        """Failures in a row that eject a replica (passive health)."""
-        return self._get("EJECT_FAILURES", 3, int)
-
-    @property
-    def EJECT_SECONDS(self) -> float:
-        """A replica's first cooldown; each new ejection doubles it, up to the maximum."""
-        return self._get("EJECT_SECONDS", 2.0, float)
-
-    @property
-    def EJECT_MAX_SECONDS(self) -> float:
-        return self._get("EJECT_MAX_SECONDS", 60.0, float)
-
-    @property
-    def UPSTREAM_API_KEY(self) -> str:
-        """The key sent upstream; the client's own key is never forwarded."""
-        return self._get("UPSTREAM_API_KEY", "", str)
-
-    @property
-    def UPSTREAM_REQUEST_ID_HEADER(self) -> str:
-        """The header that carries the request id upstream; empty: not sent. llama-cpp-python's
-        server rejects an X-Request-Id that is not a UUID (HTTP 400), hence the setting."""
-        return self._get(
-            "UPSTREAM_REQUEST_ID_HEADER", "X-Request-Id", lambda v: str(v).strip(), False
-        )
-
-    @property
-    def CONNECT_TIMEOUT(self) -> float:
-        return self._get("CONNECT_TIMEOUT", 5.0, float)
-
-    @property
-    def READ_TIMEOUT(self) -> float:
-        """Longest silence between two upstream reads; long prefills are normal, hence 600 s."""
-        return self._get("READ_TIMEOUT", 600.0, float)
-
-    @property
-    def MAX_BODY_BYTES(self) -> int:
-        return self._get("MAX_BODY_BYTES", 32 * 1024 * 1024, int)
-
-    @property
-    def POOL_SIZE(self) -> int:
-        """Upper bound on open upstream connections per process (0: no limit)."""
-        return self._get("POOL_SIZE", 0, int)
-
-    # --- limits ---------------------------------------------------------------------------
-    @property
-    def REDIS_URL(self) -> str:
-        """The Redis that every process shares limits in (default: the ``REDIS_URL``
-        environment variable); empty: each process counts alone, in memory."""
-        return self._get("REDIS_URL", os.environ.get("REDIS_URL", ""), _parse_redis_url)
-
-    @property
-    def LIMITS_FAIL(self) -> str:
-        """Redis unreachable: ``open`` serves uncounted (warned once, counted in metrics),
-        ``closed`` answers 503."""
-        return self._get("LIMITS_FAIL", "open", _parse_fail_mode)
-
-    @property
-    def LIMITS_TIMEOUT(self) -> float:
-        """Longest wait for Redis (connect or answer) before the store counts as unreachable."""
-        return self._get("LIMITS_TIMEOUT", 0.5, float)
-
-    @property
-    def LIMITS_LEASE_SECONDS(self) -> float:
-        """A slot of a process that died is free after this long (live ones are renewed)."""
-        return self._get("LIMITS_LEASE_SECONDS", 30.0, float)
-
-    @property
-    def LIMITS_DEFAULT_MAX_TOKENS(self) -> int:
-        """The completion tokens a request without ``max_tokens`` reserves (then settled)."""
-        return self._get("LIMITS_DEFAULT_MAX_TOKENS", 1024, int)
-
-    @property
-    def LIMITS_NAMESPACE(self) -> str:
-        """Prefix of the limits' Redis keys: gateways sharing a Redis count apart."""
-        return self._get("LIMITS_NAMESPACE", "llm_gateway", str)
-
-    # --- realtime -------------------------------------------------------------------------
-    @property
-    def WS_MAX_FRAME_BYTES(self) -> int:
-        """A realtime frame larger than this (either way) closes the session with 1009."""
-        return self._get("WS_MAX_FRAME_BYTES", 16 * 1024 * 1024, int)
-
-    @property
-    def WS_IDLE_SECONDS(self) -> float:
-        """A realtime session with no frame either way for this long is closed (0: never)."""
-        return self._get("WS_IDLE_SECONDS", 300.0, float)
-
-    # --- usage ----------------------------------------------------------------------------
-    @property
-    def USAGE(self) -> bool:
-        """Usage accounting: token counts of every request (streams ask the engine for them)."""
-        return self._get("USAGE", True, parse_bool)
-
-    @property
-    def UPSTREAM_CONTINUOUS_USAGE(self) -> bool:
-        """The engine reports usage in every chunk when asked (vLLM's
-        ``stream_options.continuous_usage_stats``): streams ask, so that a client that leaves
-        mid-stream is charged exactly; the fields are stripped unless the client asked."""
-        return self._get("UPSTREAM_CONTINUOUS_USAGE", False, parse_bool)
-
-    @property
-    def REQUEST_LOG(self) -> bool:
-        """One database row per relayed request, written in batches off the request's path."""
-        return self._get("REQUEST_LOG", True, parse_bool)
-
-    @property
-    def REQUEST_LOG_QUEUE(self) -> int:
-        """Records waiting for the database at most (an outage): past it, new ones are dropped."""
-        return self._get("REQUEST_LOG_QUEUE", 50_000, int)
-
-    @property
-    def REQUEST_LOG_BATCH(self) -> int:
-        """Records written in one insert; a batch is written at least once a second."""
-        return self._get("REQUEST_LOG_BATCH", 500, int)
-
-    # --- metrics --------------------------------------------------------------------------
-    @property
-    def METRICS(self) -> bool:
-        """``GET /metrics`` in Prometheus' format, and the observer that feeds it."""
-        return self._get("METRICS", True, parse_bool)
-
-    @property
-    def METRICS_TOKEN(self) -> str:
-        """When set, ``/metrics`` needs ``Authorization: Bearer <token>``."""
-        return self._get("METRICS_TOKEN", "", str)
-
-    @property
-    def METRICS_KEY_LABELS(self) -> bool:
-        """A ``key`` label on requests and tokens: one series per key, unbounded."""
-        return self._get("METRICS_KEY_LABELS", False, parse_bool)
-
-    # --- logging --------------------------------------------------------------------------
-    @property
-    def LOG_RESPONSES(self) -> bool:
-        """Log requests and response bodies / streamed content (never keys)."""
-        return self._get("LOG_RESPONSES", False, parse_bool)
-
-    @property
-    def LOG_MAX_CHARS(self) -> int:
-        return self._get("LOG_MAX_CHARS", 2048, int)
-
-    # --- process --------------------------------------------------------------------------
-    @property
-    def DRAIN_SECONDS(self) -> float:
-        """On SIGTERM, how long requests in flight may run on (python -m llm_gateway.run)."""
-        return self._get("DRAIN_SECONDS", 30.0, float)
-
-    @property
-    def GC_FREEZE(self) -> bool:
-        """Freeze the start-up heap out of the garbage collector's full collections."""
-        return self._get("GC_FREEZE", True, parse_bool)
-
-    # --- watchdog -------------------------------------------------------------------------
-    @property
-    def HEALTH_PATH(self) -> str:
-        """Absolute path probed on the upstream's origin; empty: /health, else <upstream>/models."""
-        return self._get("HEALTH_PATH", "", str)
-
-    @property
-    def WATCHDOG_INTERVAL(self) -> float:
-        return self._get("WATCHDOG_INTERVAL", 5.0, float)
-
-    @property
-    def WATCHDOG_FAILURES(self) -> int:
-        """Failed probes in a row after which the engine is declared dead."""
-        return self._get("WATCHDOG_FAILURES", 2, int)
-
-    @property
-    def EXIT_ON_ENGINE_DEATH(self) -> bool:
-        return self._get("EXIT_ON_ENGINE_DEATH", False, parse_bool)
+def stripped(value: Any) -> str:
+    return str(value).strip()
 
 
 def _parse_prefix(value: Any) -> str | None:
@@ -365,16 +118,6 @@ def _parse_prefix(value: Any) -> str | None:
     if not text.startswith("/"):
         raise ValueError(f"{text!r} must start with '/'")
     return text.rstrip("/") or None
-
-
-ROUTINGS = ("least_outstanding", "round_robin", "prefix_affinity")
-
-
-def _parse_routing(value: Any) -> str:
-    routing = str(value).strip().lower()
-    if routing not in ROUTINGS:
-        raise ValueError(f"{value!r} is not one of {', '.join(ROUTINGS)}")
-    return routing
 
 
 def _parse_networks(value: Any) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -388,24 +131,260 @@ def _parse_redis_url(value: Any) -> str:
     return url
 
 
-def _parse_fail_mode(value: Any) -> str:
-    mode = str(value).strip().lower()
-    if mode not in ("open", "closed"):
-        raise ValueError(f"{value!r} is neither open nor closed")
-    return mode
+def _parse_load_factor(value: Any) -> float:
+    factor = float(value)
+    if factor < 1:
+        raise ValueError(
+            f"{value!r} must be at least 1 (1.25: a replica takes up to 25% more than the "
+            "average before passing requests on)"
+        )
+    return factor
 
 
-def setting_names() -> list[str]:
-    """Every setting the app reads (the system check reads each one to find bad values)."""
-    return [name for name, value in vars(Settings).items() if isinstance(value, property)]
+class Setting(Generic[T]):
+    """One ``LLM_GATEWAY_<NAME>``: its default, its parser (a ValueError or TypeError is a
+    value the system check reports) and what it does (the line of the settings reference).
+    ``name``: when it differs from the attribute's; ``fallback_env``: an environment variable
+    read when the setting is unset; ``empty_is_default``: an empty string means unset."""
+
+    def __init__(
+        self,
+        default: T,
+        parse: Callable[[Any], T],
+        doc: str,
+        *,
+        name: str = "",
+        fallback_env: str = "",
+        empty_is_default: bool = True,
+    ) -> None:
+        self.default, self.parse, self.__doc__ = default, parse, doc
+        self.name, self.fallback_env, self.empty_is_default = name, fallback_env, empty_is_default
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = self.name or name
+
+    @overload
+    def __get__(self, settings: None, owner: type) -> Setting[T]: ...
+
+    @overload
+    def __get__(self, settings: Settings, owner: type) -> T: ...
+
+    def __get__(self, settings: Settings | None, owner: type) -> T | Setting[T]:
+        if settings is None:
+            return self
+        return settings.read(self)
+
+
+class Settings:
+    """Typed accessors for every setting the app reads.
+
+    ``environ``: read that mapping alone, not Django's settings (before they exist)."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self._resolved: dict[str, Any] = {}
+        self._environ = environ
+
+    def reload(self) -> None:
+        """Forget resolved values: the next read looks at settings and environment again."""
+        self._resolved.clear()
+
+    def raw(self, setting: Setting[Any]) -> Any:
+        """The value as given, unparsed (``_MISSING``: unset)."""
+        environ = os.environ if self._environ is None else self._environ
+        key = PREFIX + setting.name
+        value = _MISSING if self._environ is not None else getattr(django_settings, key, _MISSING)
+        if value is _MISSING:
+            value = environ.get(key, _MISSING)
+        if value is _MISSING and setting.fallback_env:
+            value = environ.get(setting.fallback_env, _MISSING)
+        return value
+
+    def read(self, setting: Setting[T]) -> T:
+        try:
+            return self._resolved[setting.name]
+        except KeyError:
+            pass
+        value = self.raw(setting)
+        unset = value is _MISSING or value is None or (value == "" and setting.empty_is_default)
+        result = setting.default if unset else setting.parse(value)
+        self._resolved[setting.name] = result
+        return result
+
+    # --- authentication -------------------------------------------------------------------
+    API_KEYS = Setting[list[str]](
+        [], parse_list, "Static keys (like vLLM's --api-key), compared by digest."
+    )
+    AUTH_PREFIXES = Setting[list[str]](
+        ["/v1"], parse_list, "Path prefixes that need a key (a path equal to one, or below it)."
+    )
+    TRUSTED_PROXIES = Setting[list[ipaddress.IPv4Network | ipaddress.IPv6Network]](
+        [],
+        _parse_networks,
+        "Addresses or networks (CIDR) of the reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed; empty: nobody's.",
+    )
+    ALLOW_UNAUTHENTICATED = Setting(
+        False, parse_bool, "An open gateway: the relay serves requests without a key (W003)."
+    )
+    KEY_CACHE_SECONDS = Setting(
+        0.5, positive(float), "How often each process re-reads its cached keys (revocations)."
+    )
+    LAST_USED_INTERVAL = Setting(60.0, float, "At most one last_used_at write per key this often.")
+
+    # --- the relay ------------------------------------------------------------------------
+    RELAY_PREFIX = Setting[str | None](
+        "/v1",
+        _parse_prefix,
+        "Where the ASGI fast face serves the relay; off: every path goes to Django.",
+    )
+    POLICIES = Setting[list[str]](
+        [], parse_list, "Dotted paths of extra policies, run after the built-in ones."
+    )
+    OBSERVERS = Setting[list[str]](
+        [], parse_list, "Dotted paths of extra observers, told of every request at its end."
+    )
+    MAX_BODY_BYTES = Setting(32 * 1024 * 1024, positive(int), "A request body's size at most.")
+    SEND_TIMEOUT = Setting(
+        60.0,
+        at_least_zero(float),
+        "A client that reads nothing of its answer for this long is cut, its engine request "
+        "closed (0: never; under daphne).",
+    )
+
+    # --- upstream -------------------------------------------------------------------------
+    UPSTREAM_URL = Setting(
+        "", lambda v: str(v).strip().rstrip("/"), "The engine's base URL, including /v1."
+    )
+    UPSTREAM_API_KEY = Setting("", str, "The key sent upstream (the client's never is).")
+    UPSTREAMS_LIST = Setting[list[ReplicaSpec]](
+        [],
+        parse_replicas,
+        "Several replicas: a list of objects, or JSON holding one.",
+        name="UPSTREAMS",
+    )
+    ROUTING = Setting(
+        "least_outstanding",
+        one_of("least_outstanding", "round_robin", "prefix_affinity"),
+        "How requests are spread over the replicas of a model.",
+    )
+    RETRIES = Setting(2, int, "Other replicas tried when one fails before the first byte.")
+    AFFINITY_PREFIX_CHARS = Setting(
+        2048, positive(int), "prefix_affinity: characters of the prompt's start hashed."
+    )
+    AFFINITY_LOAD_FACTOR = Setting(
+        1.25, _parse_load_factor, "prefix_affinity: a replica's bound, in average loads (c)."
+    )
+    EJECT_FAILURES = Setting(3, positive(int), "Failures in a row that eject a replica.")
+    EJECT_SECONDS = Setting(2.0, positive(float), "A replica's first ejection; each doubles it.")
+    EJECT_MAX_SECONDS = Setting(60.0, positive(float), "The longest ejection.")
+    UPSTREAM_REQUEST_ID_HEADER = Setting(
+        "X-Request-Id",
+        stripped,
+        "The header carrying the request id upstream; empty: not sent (llama-cpp-python "
+        "refuses an X-Request-Id that is not a UUID).",
+        empty_is_default=False,
+    )
+    CONNECT_TIMEOUT = Setting(5.0, positive(float), "Seconds to connect to an engine.")
+    READ_TIMEOUT = Setting(
+        600.0, positive(float), "Longest silence between two reads (long prefills are normal)."
+    )
+    POOL_SIZE = Setting(0, int, "Open upstream connections per process at most (0: no limit).")
+
+    # --- limits ---------------------------------------------------------------------------
+    REDIS_URL = Setting(
+        "",
+        _parse_redis_url,
+        "The Redis every process shares limits in (default: the REDIS_URL environment "
+        "variable); empty: each process counts alone, in memory.",
+        fallback_env="REDIS_URL",
+    )
+    LIMITS_FAIL = Setting(
+        "open", one_of("open", "closed"), "Redis unreachable: open serves uncounted, closed 503."
+    )
+    LIMITS_TIMEOUT = Setting(0.5, positive(float), "Longest wait for Redis.")
+    LIMITS_LEASE_SECONDS = Setting(
+        30.0, positive(float), "A dead process's slot is free after this long."
+    )
+    LIMITS_DEFAULT_MAX_TOKENS = Setting(
+        1024, int, "The completion tokens a request without max_tokens reserves."
+    )
+    LIMITS_NAMESPACE = Setting("llm_gateway", str, "Prefix of the limits' Redis keys.")
+
+    # --- realtime -------------------------------------------------------------------------
+    WS_MAX_FRAME_BYTES = Setting(
+        16 * 1024 * 1024, positive(int), "A larger realtime frame closes the session (1009)."
+    )
+    WS_IDLE_SECONDS = Setting(300.0, float, "An idle realtime session is closed (0: never).")
+
+    # --- usage and the request log --------------------------------------------------------
+    USAGE = Setting(True, parse_bool, "Token counts of every request (streams ask for usage).")
+    UPSTREAM_CONTINUOUS_USAGE = Setting(
+        False,
+        parse_bool,
+        "Streams ask for usage in every chunk (vLLM's continuous_usage_stats), stripped "
+        "unless the client asked: a disconnect is then charged exactly.",
+    )
+    REQUEST_LOG = Setting(True, parse_bool, "One database row per request, written in batches.")
+    REQUEST_LOG_QUEUE = Setting(
+        50_000, positive(int), "Rows waiting for the database at most (past it: dropped)."
+    )
+    REQUEST_LOG_BATCH = Setting(500, positive(int), "Rows that wake the writer before its second.")
+
+    # --- metrics --------------------------------------------------------------------------
+    METRICS = Setting(True, parse_bool, "GET /metrics in Prometheus' format.")
+    METRICS_TOKEN = Setting("", str, "When set, /metrics needs 'Authorization: Bearer <token>'.")
+    METRICS_KEY_LABELS = Setting(
+        False, parse_bool, "A key label on requests and tokens: one series per key, unbounded."
+    )
+
+    # --- logging --------------------------------------------------------------------------
+    LOG_RESPONSES = Setting(False, parse_bool, "Log requests and response content (never keys).")
+    LOG_MAX_CHARS = Setting(2048, positive(int), "Characters of logged content at most.")
+    LOG_FORMAT = Setting("text", one_of("text", "json"), "text, or json: one object per line.")
+    LOG_LEVEL = Setting(
+        "INFO",
+        one_of("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", lower=False),
+        "The level of the gateway's loggers.",
+    )
+    LOG_CONFIG_FILE = Setting(
+        "", stripped, "A JSON logging dictConfig used instead of the gateway's own."
+    )
+    ACCESS_LOG = Setting(True, parse_bool, "One access line per request (llm_gateway.access).")
+    DISABLE_ACCESS_LOG_FOR_ENDPOINTS = Setting[list[str]](
+        [], parse_endpoints, "Paths whose access lines are dropped (/health,/metrics)."
+    )
+
+    # --- process --------------------------------------------------------------------------
+    DRAIN_SECONDS = Setting(
+        30.0, float, "On SIGTERM, how long requests in flight may run on before they are cut."
+    )
+    GC_FREEZE = Setting(True, parse_bool, "Freeze the start-up heap out of full collections.")
+    UVLOOP = Setting(True, parse_bool, "The launcher runs daphne on uvloop when installed.")
+
+    # --- watchdog -------------------------------------------------------------------------
+    HEALTH_PATH = Setting(
+        "", str, "Path probed on each engine's origin; empty: /health, else <url>/models."
+    )
+    WATCHDOG_INTERVAL = Setting(5.0, positive(float), "Seconds between two probes of a replica.")
+    WATCHDOG_FAILURES = Setting(2, positive(int), "Failed probes in a row that declare it dead.")
+    EXIT_ON_ENGINE_DEATH = Setting(
+        False, parse_bool, "Stop the process (a drain) when an engine is declared dead."
+    )
+
+    # --- computed from the above ----------------------------------------------------------
+    @property
+    def UPSTREAMS(self) -> list[ReplicaSpec]:
+        """The replicas: ``UPSTREAMS`` if set, else ``UPSTREAM_URL`` as a pool of one."""
+        replicas = self.UPSTREAMS_LIST
+        if replicas or not self.UPSTREAM_URL:
+            return replicas
+        return [ReplicaSpec(self.UPSTREAM_URL, None, self.UPSTREAM_API_KEY)]
+
+
+def all_settings() -> dict[str, Setting[Any]]:
+    """Every setting the app reads, by the attribute that reads it (the system check reads
+    each one; the settings reference lists each one's ``LLM_GATEWAY_<name>``)."""
+    return {name: value for name, value in vars(Settings).items() if isinstance(value, Setting)}
 
 
 conf = Settings()
-
-
-def _forget_changed_setting(*, setting: str, **kwargs: Any) -> None:
-    if setting.startswith(PREFIX):
-        conf.reload()
-
-
-setting_changed.connect(_forget_changed_setting)

@@ -15,11 +15,11 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from asgiref.sync import async_to_sync, iscoroutinefunction
+from asgiref.sync import iscoroutinefunction
 
-from .authentication import authenticate
 from .errors import GatewayError
-from .middleware import asgi_principal, error_response, request_headers
+from .middleware import error_response, principal_of, principal_of_sync
+from .runtime import get_runtime
 
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -29,26 +29,20 @@ def api_key_required(view: View) -> View:
 
         @functools.wraps(view)
         async def guarded(request: Any, *args: Any, **kwargs: Any) -> Any:
-            principal = asgi_principal(request) or getattr(request, "api_key", None)
-            if principal is None:
-                try:
-                    principal = await authenticate(request_headers(request))
-                except GatewayError as exc:
-                    return error_response(exc)
-            request.api_key = principal
+            try:
+                await principal_of(request, get_runtime())
+            except GatewayError as exc:
+                return error_response(exc)
             return await view(request, *args, **kwargs)
 
         return guarded  # type: ignore[return-value]
 
     @functools.wraps(view)
     def guarded_sync(request: Any, *args: Any, **kwargs: Any) -> Any:
-        principal = asgi_principal(request) or getattr(request, "api_key", None)
-        if principal is None:
-            try:
-                principal = async_to_sync(authenticate)(request_headers(request))
-            except GatewayError as exc:
-                return error_response(exc)
-        request.api_key = principal
+        try:
+            principal_of_sync(request, get_runtime())
+        except GatewayError as exc:
+            return error_response(exc)
         return view(request, *args, **kwargs)
 
     return guarded_sync  # type: ignore[return-value]

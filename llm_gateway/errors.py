@@ -1,4 +1,6 @@
-"""Errors the gateway answers with, each rendered as an OpenAI-shaped JSON body.
+"""Errors the gateway answers with, each rendered as an OpenAI-shaped JSON body (or, before a
+WebSocket is accepted, as a close code). Framework-free: the core raises them, both faces
+render them.
 
 ``EngineGenerateError`` and ``EngineDeadError`` mirror vLLM's two engine errors: one request
 failed (recoverable) versus the engine cannot serve at all.
@@ -14,6 +16,9 @@ from typing import Any
 import orjson
 
 logger = logging.getLogger("llm_gateway.errors")
+# A WebSocket refused before it is accepted closes with 4000 + the HTTP status it stands for
+# (the server then answers the handshake with 403).
+WS_CLOSE_BASE = 4000
 
 
 class GatewayError(Exception):
@@ -60,6 +65,10 @@ class GatewayError(Exception):
 
     def json(self) -> bytes:
         return orjson.dumps(self.body())
+
+    def close_code(self) -> int:
+        """The WebSocket close code of a handshake this error refuses."""
+        return WS_CLOSE_BASE + self.status
 
 
 def error_body(
@@ -171,19 +180,22 @@ def clean_message(message: str) -> str:
     return message or "The engine returned an error."
 
 
-# With the engine dead every request fails the same way: one line per kind per second.
-_LOG_INTERVAL = 1.0
-_last_logged: dict[tuple[str, int], tuple[float, int]] = {}
+class ServerErrorLog:
+    """5xx answers, logged at most once a second per kind, with the count left out: with the
+    engine dead every request fails the same way. One per face (state of its own)."""
 
+    INTERVAL = 1.0
 
-def log_server_error(method: str, path: str, error: GatewayError) -> None:
-    """A 5xx answer, logged at most once a second per kind, with the count left out."""
-    key = (type(error).__name__, error.status)
-    now = time.monotonic()
-    last, suppressed = _last_logged.get(key, (-_LOG_INTERVAL, 0))
-    if now - last < _LOG_INTERVAL:
-        _last_logged[key] = (last, suppressed + 1)
-        return
-    _last_logged[key] = (now, 0)
-    more = f" (and {suppressed} more like it)" if suppressed else ""
-    logger.warning("%s %s -> %d: %s%s", method, path, error.status, error, more)
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, int], tuple[float, int]] = {}
+
+    def __call__(self, method: str, path: str, error: GatewayError) -> None:
+        key = (type(error).__name__, error.status)
+        now = time.monotonic()
+        last, suppressed = self._last.get(key, (-self.INTERVAL, 0))
+        if now - last < self.INTERVAL:
+            self._last[key] = (last, suppressed + 1)
+            return
+        self._last[key] = (now, 0)
+        more = f" (and {suppressed} more like it)" if suppressed else ""
+        logger.warning("%s %s -> %d: %s%s", method, path, error.status, error, more)

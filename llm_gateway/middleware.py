@@ -20,13 +20,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction
+from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
-from .authentication import SCOPE_KEY, authenticate, needs_auth
-from .errors import GatewayError, log_server_error
-from .keystore import Principal
-from .request_id import SCOPE_KEY as REQUEST_ID_KEY
-from .request_id import choose, request_id_var
+from .core.request import Principal
+from .errors import GatewayError, InvalidRequestError, ServerErrorLog
+from .ingress.request_id import SCOPE_KEY as REQUEST_ID_KEY
+from .ingress.request_id import choose, request_id_var
+from .keys import SCOPE_KEY
+from .runtime import Runtime, get_runtime
 
 GetResponse = Callable[[HttpRequest], Any]
 
@@ -51,10 +53,35 @@ def request_headers(request: HttpRequest) -> list[tuple[bytes, bytes]]:
     ]
 
 
-def asgi_principal(request: HttpRequest) -> Principal | None:
-    """The key the ASGI face already checked for this request, if it did."""
+def known_principal(request: HttpRequest) -> Principal | None:
+    """The key already checked for this request: by the ASGI face, or by this face."""
     scope = getattr(request, "scope", None)
-    return scope.get(SCOPE_KEY) if scope is not None else None
+    principal = scope.get(SCOPE_KEY) if scope is not None else None
+    return principal or getattr(request, "api_key", None)
+
+
+async def principal_of(
+    request: HttpRequest, runtime: Runtime, required: bool = True
+) -> Principal | None:
+    """The Django face's one fail-closed helper: the request's checked key, else checked
+    here when ``required`` (a 401 ``GatewayError`` if it is missing or wrong). Sets
+    ``request.api_key``."""
+    principal = known_principal(request)
+    if principal is None and required:
+        principal = await runtime.authenticator.authenticate(request_headers(request))
+    request.api_key = principal  # type: ignore[attr-defined]
+    return principal
+
+
+def principal_of_sync(
+    request: HttpRequest, runtime: Runtime, required: bool = True
+) -> Principal | None:
+    """``principal_of`` for sync code: a thread hop only when the key must be checked."""
+    if known_principal(request) is None and required:
+        return async_to_sync(principal_of)(request, runtime, required)
+    principal = known_principal(request)
+    request.api_key = principal  # type: ignore[attr-defined]
+    return principal
 
 
 class _Middleware:
@@ -105,38 +132,51 @@ class RequestIdMiddleware(_Middleware):
 
 
 class ApiKeyMiddleware(_Middleware):
-    """Checks the bearer key under the guarded prefixes; sets ``request.api_key``."""
+    """Checks the bearer key under the guarded prefixes (the API's paths); sets
+    ``request.api_key``. There, a Host outside ``ALLOWED_HOSTS`` is an OpenAI error too
+    (400 ``invalid_host``), not Django's HTML page."""
 
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)
+        runtime = get_runtime()
         try:
-            principal = self._known(request)
-            if principal is None and needs_auth(request.method, request.path_info):
-                principal = async_to_sync(authenticate)(request_headers(request))
-            request.api_key = principal  # type: ignore[attr-defined]
+            guarded = self._guarded(request, runtime)
+            principal_of_sync(request, runtime, guarded)
         except GatewayError as exc:
             return error_response(exc)
         return self.get_response(request)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        runtime = get_runtime()
         try:
-            principal = self._known(request)
-            if principal is None and needs_auth(request.method, request.path_info):
-                principal = await authenticate(request_headers(request))
-            request.api_key = principal  # type: ignore[attr-defined]
+            await principal_of(request, runtime, self._guarded(request, runtime))
         except GatewayError as exc:
             return error_response(exc)
         response: HttpResponseBase = await self.get_response(request)
         return response
 
     @staticmethod
-    def _known(request: HttpRequest) -> Principal | None:
-        return asgi_principal(request) or getattr(request, "api_key", None)
+    def _guarded(request: HttpRequest, runtime: Runtime) -> bool:
+        if not runtime.authenticator.needs_auth(request.method, request.path_info):
+            return False
+        try:
+            request.get_host()  # what Django's CommonMiddleware would refuse, as HTML
+        except DisallowedHost:
+            raise InvalidRequestError(
+                "The Host header names a host this server does not serve.",
+                param=None,
+                code="invalid_host",
+            ) from None
+        return True
 
 
 class EngineErrorMiddleware(_Middleware):
     """A ``GatewayError`` raised in any view becomes its OpenAI-shaped JSON answer."""
+
+    def __init__(self, get_response: GetResponse) -> None:
+        super().__init__(get_response)
+        self.log_server_error = ServerErrorLog()
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
         response: HttpResponseBase | Awaitable[HttpResponseBase] = self.get_response(request)
@@ -146,5 +186,5 @@ class EngineErrorMiddleware(_Middleware):
         if not isinstance(exception, GatewayError):
             return None
         if exception.status >= 500:
-            log_server_error(request.method or "-", request.path, exception)
+            self.log_server_error(request.method or "-", request.path, exception)
         return error_response(exception)

@@ -8,10 +8,27 @@ import datetime as dt
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.db import close_old_connections, models
 from django.utils import timezone
 
 from . import keys
+from .limits.spec import FIELDS as LIMIT_FIELDS
+from .limits.spec import OWNER_LIMITS
+
+# What the key store keeps of each key (``keys.store``): its row and its owner's limits.
+STORE_FIELDS = (
+    "id",
+    "name",
+    "prefix",
+    "digest",
+    "expires_at",
+    "revoked_at",
+    "owner_id",
+    *LIMIT_FIELDS,
+    *(OWNER_LIMITS + name for name in LIMIT_FIELDS),
+)
 
 
 class LimitFields(models.Model):
@@ -123,6 +140,21 @@ class ApiKey(LimitFields):
         if self.revoked_at is None:
             self.revoked_at = timezone.now()
             self.save(update_fields=["revoked_at", "updated_at"])
+
+    # --- what the per-process key store reads (``keys.store.KeyRows``; in a worker thread)
+    @classmethod
+    def store_rows(cls, prefixes: list[str]) -> dict[str, dict[str, Any]]:
+        close_old_connections()  # a dropped database connection is reopened, not reused
+        owner_name = models.F("owner__" + get_user_model().USERNAME_FIELD)
+        rows = cls.objects.filter(prefix__in=prefixes).values(*STORE_FIELDS, owner_name=owner_name)
+        return {row["prefix"]: row for row in rows}
+
+    @classmethod
+    def touch(cls, key_id: int, interval: float) -> None:
+        # cache.add is atomic in a shared cache: one process in the fleet writes per interval.
+        if cache.add(f"llm_gateway:last_used:{key_id}", 1, timeout=max(1, int(interval))):
+            close_old_connections()
+            cls.objects.filter(pk=key_id).update(last_used_at=timezone.now())
 
 
 class UserLimits(LimitFields):

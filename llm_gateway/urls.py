@@ -7,6 +7,7 @@ path("llm/", include("llm_gateway.urls"))   # the API at /llm/v1/
 from django.urls import path, re_path
 
 from . import views
+from .core.endpoints import NAMED
 
 app_name = "llm_gateway"
 urlpatterns = [
@@ -14,10 +15,10 @@ urlpatterns = [
     path("live", views.live, name="live"),
     path("ready", views.ready, name="ready"),
     path("metrics", views.metrics_view, name="metrics"),
-    path("v1/chat/completions", views.relay, {"sub_path": "chat/completions"}, name="chat"),
-    path("v1/completions", views.relay, {"sub_path": "completions"}, name="completions"),
-    path("v1/embeddings", views.relay, {"sub_path": "embeddings"}, name="embeddings"),
-    path("v1/responses", views.relay, {"sub_path": "responses"}, name="responses"),
-    path("v1/models", views.relay, {"sub_path": "models"}, name="models"),
+    # The endpoints the gateway reads, by name (their paths: core.endpoints), then any other.
+    *(
+        path("v1" + endpoint, views.relay, {"sub_path": endpoint[1:]}, name=name)
+        for name, endpoint in NAMED.items()
+    ),
     re_path(r"^v1/(?P<sub_path>.*)$", views.relay, name="relay"),
 ]

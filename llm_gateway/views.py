@@ -26,27 +26,24 @@ from django.http import (
 )
 from django.views.decorators.csrf import csrf_exempt
 
-from . import gateway
-from .authentication import authenticate
 from .conf import conf
+from .core import key_required
 from .core.request import GatewayRequest, Reply
-from .errors import GatewayError, RequestTooLargeError
-from .middleware import asgi_principal, error_response, request_headers
-from .observe import metrics
-from .paths import canonical
+from .errors import GatewayError
+from .ingress.body import BodyLimit
+from .ingress.paths import canonical
+from .middleware import error_response, principal_of, request_headers
+from .runtime import Runtime, get_runtime
 from .upstream.client import Upstream
 
 READY_DATABASE_TIMEOUT = 2.0
 
 
 def _read_body(request: HttpRequest) -> bytes:
-    limit = conf.MAX_BODY_BYTES
-    length = request.META.get("CONTENT_LENGTH") or ""
-    if length.isdigit() and int(length) > limit:
-        raise RequestTooLargeError(f"Request body exceeds the limit of {limit} bytes.")
-    body = request.read(limit + 1)
-    if len(body) > limit:
-        raise RequestTooLargeError(f"Request body exceeds the limit of {limit} bytes.")
+    limit = BodyLimit(conf.MAX_BODY_BYTES)
+    limit.declared(request.META.get("CONTENT_LENGTH"))
+    body = request.read(limit.limit + 1)
+    limit.add(len(body))
     return body
 
 
@@ -66,10 +63,11 @@ class _ReplyBody:
     response is done (``close()``, from Django's thread): a reply that was never iterated (a
     middleware replaced the response) still frees its replica and reaches its observers."""
 
-    __slots__ = ("_reply", "_loop")
+    __slots__ = ("_reply", "_loop", "_runtime")
 
-    def __init__(self, reply: Reply) -> None:
+    def __init__(self, reply: Reply, runtime: Runtime) -> None:
         self._reply = reply
+        self._runtime = runtime
         self._loop = asyncio.get_running_loop()
 
     def __aiter__(self) -> AsyncIterator[bytes]:
@@ -80,16 +78,11 @@ class _ReplyBody:
             self._loop.call_soon_threadsafe(self._close_soon)
 
     def _close_soon(self) -> None:
-        task = self._loop.create_task(self._reply.aclose())  # a no-op once it was closed
-        _closing.add(task)
-        task.add_done_callback(_closing.discard)
+        self._runtime.spawn(self._reply.aclose())  # a no-op once it was closed
 
 
-_closing: set[asyncio.Task[None]] = set()
-
-
-def _response(reply: Reply) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(_ReplyBody(reply), status=reply.status)
+def _response(reply: Reply, runtime: Runtime) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(_ReplyBody(reply, runtime), status=reply.status)
     del response["Content-Type"]  # the engine's, or none
     for name, value in reply.headers:
         response[name.decode("latin-1")] = value.decode("latin-1")
@@ -99,18 +92,18 @@ def _response(reply: Reply) -> StreamingHttpResponse:
 @csrf_exempt
 async def relay(request: HttpRequest, sub_path: str = "") -> HttpResponseBase:
     """Any OpenAI endpoint: the path below ``v1/`` goes to the engine as it came."""
-    gateway.start()
+    runtime = get_runtime()
+    runtime.start()
     try:
-        principal = asgi_principal(request) or getattr(request, "api_key", None)
-        headers = request_headers(request)
-        if principal is None and request.method != "OPTIONS" and not conf.ALLOW_UNAUTHENTICATED:
-            principal = await authenticate(headers)  # fail closed, whatever MIDDLEWARE says
-        reply = await gateway.get_relay().handle(
+        # Fail closed, whatever MIDDLEWARE says.
+        required = key_required(request.method or "GET", runtime.relay.options)
+        principal = await principal_of(request, runtime, required)
+        reply = await runtime.relay.handle(
             GatewayRequest(
                 request.method or "GET",
                 canonical("/" + sub_path),
                 request.META.get("QUERY_STRING", "").encode("latin-1"),
-                headers,
+                request_headers(request),
                 _read_body(request),
                 getattr(request, "request_id", None) or "",
                 principal,
@@ -119,16 +112,17 @@ async def relay(request: HttpRequest, sub_path: str = "") -> HttpResponseBase:
         )
     except GatewayError as exc:
         return error_response(exc)
-    return _response(reply)
+    return _response(reply, runtime)
 
 
 async def metrics_view(request: HttpRequest) -> HttpResponse:
     """``metrics``: the Prometheus series (404 when ``LLM_GATEWAY_METRICS`` is off)."""
-    if not conf.METRICS:
+    metrics = get_runtime().metrics
+    if metrics is None:
         raise Http404("Metrics are off.")
     authorization = request.META.get("HTTP_AUTHORIZATION")
     status, headers, body = metrics.render(
-        authorization.encode("latin-1") if authorization else None, gateway.get_relay().pool
+        authorization.encode("latin-1") if authorization else None
     )
     response = HttpResponse(body, status=status)
     for name, value in headers:
@@ -139,10 +133,11 @@ async def metrics_view(request: HttpRequest) -> HttpResponse:
 async def health(request: HttpRequest) -> JsonResponse:
     """200 while at least one replica is alive (or not yet probed), 503 once none is; every
     replica listed with its state (vLLM's /health answers 200 or 503 the same way)."""
-    pool = gateway.get_relay().pool
+    runtime = get_runtime()
+    pool = runtime.pool
     if not pool.upstreams:
         return JsonResponse({"status": "ok", "engine": {"state": "not configured"}})
-    gateway.start()
+    runtime.start()
     replicas = [replica_state(upstream) for upstream in pool.upstreams]
     alive = bool(pool.alive())
     body = {"status": "ok" if alive else "error", "engine": replicas[0], "replicas": replicas}
@@ -158,14 +153,15 @@ async def live(request: HttpRequest) -> JsonResponse:
 async def ready(request: HttpRequest) -> JsonResponse:
     """200 when this process accepts work: not draining, the database reachable, at least one
     replica alive; else 503 with the reasons (for readiness probes and load balancers)."""
-    relay = gateway.get_relay()
-    gateway.start()
+    runtime = get_runtime()
+    runtime.start()
     reasons = []
-    if not relay.accepting:
+    if runtime.draining:
         reasons.append("draining: the process is shutting down")
-    if relay.pool.upstreams and not relay.pool.alive():
+    pool = runtime.pool
+    if pool.upstreams and not pool.alive():
         reasons.append("no engine replica is alive")
-    elif not relay.pool.upstreams:
+    elif not pool.upstreams:
         reasons.append("no engine is configured (LLM_GATEWAY_UPSTREAM_URL)")
     if not reasons and (problem := await database_problem()):
         reasons.append(problem)

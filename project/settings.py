@@ -11,7 +11,7 @@ import dj_database_url
 from django.core.management.utils import get_random_secret_key
 
 from llm_gateway.conf import env_flag
-from llm_gateway.logs import build_logging_config
+from llm_gateway.observe.logs import build_logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("LLM_GATEWAY_VAR_DIR", BASE_DIR / "var"))
@@ -142,7 +142,8 @@ STATIC_ROOT = BASE_DIR / "var" / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 # LLM_GATEWAY_LOG_CONFIG_FILE, LLM_GATEWAY_DISABLE_ACCESS_LOG_FOR_ENDPOINTS, LLM_GATEWAY_LOG_FORMAT
-# (text or json), LLM_GATEWAY_LOG_LEVEL and LLM_GATEWAY_ACCESS_LOG shape this; see llm_gateway.logs.
+# (text or json), LLM_GATEWAY_LOG_LEVEL and LLM_GATEWAY_ACCESS_LOG shape this
+# (llm_gateway.observe.logs; every setting: docs/settings.md).
 LOGGING = build_logging_config()
 
 # The gateway's own settings (LLM_GATEWAY_*) need no entry here: llm_gateway.conf reads each

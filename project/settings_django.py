@@ -10,5 +10,6 @@ from .settings import *  # noqa: F403
 
 ROOT_URLCONF = "project.urls_django"
 ASGI_APPLICATION = "project.asgi_django.application"
-LLM_GATEWAY_RELAY_PREFIX = "off"
+# The fast face's LLM_GATEWAY_RELAY_PREFIX is not set to off: a process that does not build
+# the fast face (gateway_application) is not held to it.
 LLM_GATEWAY_AUTH_PREFIXES = os.environ.get("LLM_GATEWAY_AUTH_PREFIXES", "/llm/v1")

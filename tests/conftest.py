@@ -8,12 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 from asgiref.sync import SyncToAsync
+from django.apps import apps
 from django.conf import settings
 from django.db import connections
-
-from llm_gateway import gateway as gateway_module
-from llm_gateway.conf import conf
-from llm_gateway.keystore import key_store
 
 from . import servers
 
@@ -32,11 +29,11 @@ def database_url() -> str:
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state() -> Iterator[None]:
-    key_store.clear()
-    gateway_module.reset()
-    conf.reload()
+    """Each test gets a runtime of its own, built from the settings as they are then."""
+    config = apps.get_app_config("llm_gateway")
+    config.reset()  # type: ignore[attr-defined]
     yield
-    key_store.clear()
+    config.reset()  # type: ignore[attr-defined]
     # The key store reads through sync_to_async: close what that worker thread opened.
     SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
@@ -104,6 +101,15 @@ def django_gateway(gateway_env: dict[str, str], server_logs: Path) -> Iterator[s
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def plain_gateway(gateway_env: dict[str, str], server_logs: Path) -> Iterator[servers.Server]:
+    """The fast face served by the plain ``daphne`` CLI (no launcher): the server's patches
+    come from the app itself."""
+    server = servers.daphne(server_logs, gateway_env, launcher=False).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def gateway(fast_gateway: servers.Server) -> servers.Server:
     """The fast path; tests that hold for both faces ask for ``face_gateway``."""
@@ -113,6 +119,14 @@ def gateway(fast_gateway: servers.Server) -> servers.Server:
 @pytest.fixture(params=["fast", "django"])
 def face_gateway(request: pytest.FixtureRequest) -> servers.Server:
     """Each face in turn: the same end-to-end test runs against both."""
+    server: servers.Server = request.getfixturevalue(f"{request.param}_gateway")
+    return server
+
+
+@pytest.fixture(params=["fast", "django", "plain"])
+def served_gateway(request: pytest.FixtureRequest) -> servers.Server:
+    """Each face under the launcher, then the fast face under the plain daphne CLI: what the
+    server's patches do holds however daphne was started."""
     server: servers.Server = request.getfixturevalue(f"{request.param}_gateway")
     return server
 

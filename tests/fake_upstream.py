@@ -12,7 +12,8 @@ Knobs, as request headers (the gateway forwards unknown headers):
     X-Fake-Sleep-Ms: D        wait D ms before answering at all
     X-Fake-Hang: 1            stream one chunk, then never send more (read timeout)
     X-Fake-Abort-After-Done: 1  send the whole stream, [DONE] included, then drop the connection
-    X-Fake-No-Usage: 1        report no usage at all (as llama-cpp-python's server in streams)
+    X-Fake-No-Usage: 1        report no usage at all (as llama-cpp-python's server in streams;
+                              plain answers and the Responses API too)
     X-Fake-Models: a,b        GET /v1/models lists these (default: fake-model)
     X-Fake-Repeat: R          each streamed chat chunk's content is its word R times
 Observation:
@@ -27,7 +28,9 @@ Realtime (WebSocket /v1/realtime): echoes frames; text events by type: response.
 response.created + response.done (OpenAI's usage), input_audio_buffer.commit ->
 transcription.done (vLLM's usage), close {code, reason} -> closes so, die -> drops the
 connection, big {bytes} -> one text frame that large.
-Options: --models a,b (what GET /v1/models lists), --status S (as POST /_fake/status).
+Options: --models a,b (what GET /v1/models lists), --status S (as POST /_fake/status),
+--tokenizer vllm|llama.cpp|llama-cpp-python: that engine's tokenize endpoint, which counts
+a text's whitespace-separated words (GET /_fake/tokenized: the texts it was asked).
 """
 
 from __future__ import annotations
@@ -316,7 +319,7 @@ async def responses(request: web.Request) -> web.StreamResponse:
         "output": [
             {"type": "message", "content": [{"type": "output_text", "text": "".join(words)}]}
         ],
-        "usage": usage_,
+        "usage": None if request.headers.get("X-Fake-No-Usage") == "1" else usage_,
     }
     if not json.loads(body).get("stream"):
         entry["completed"] = True
@@ -329,6 +332,30 @@ async def responses(request: web.Request) -> web.StreamResponse:
     events += [responses_event("response.output_text.delta", delta=word) for word in words]
     events.append(responses_event("response.completed", response=final))
     return await stream(request, entry, events)
+
+
+TOKENIZER = {"kind": ""}
+TOKENIZED: list[str] = []
+TOKENIZE_FIELDS = {"vllm": "prompt", "llama.cpp": "content", "llama-cpp-python": "input"}
+
+
+async def tokenize(request: web.Request) -> web.Response:
+    """A tokenizer that counts words: the test knows what the gateway should report."""
+    payload = await request.json()
+    field = TOKENIZE_FIELDS.get(TOKENIZER["kind"], "")
+    text = payload.get(field)
+    if not isinstance(text, str):
+        return web.json_response({"error": {"message": f"no {field}"}}, status=400)
+    TOKENIZED.append(text)
+    tokens = list(range(len(text.split())))
+    found: dict[str, Any] = {"tokens": tokens}
+    if TOKENIZER["kind"] == "vllm":
+        found["count"] = len(tokens)
+    return web.json_response(found)
+
+
+async def fake_tokenized(request: web.Request) -> web.Response:
+    return web.json_response(TOKENIZED)
 
 
 async def embeddings(request: web.Request) -> web.StreamResponse:
@@ -412,6 +439,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         "opened_at": time.time(),
         "closed_at": None,
         "close_code": None,
+        "frames_sent": 0,  # handed to the socket (a send waits while the gateway reads none)
     }
     SESSIONS.append(session)
     try:
@@ -447,6 +475,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
                 break
             elif kind == "big":
                 await ws.send_str("x" * int(event["bytes"]))
+                session["frames_sent"] += 1
             else:
                 await ws.send_str(message.data)
     finally:
@@ -478,6 +507,11 @@ def make_app(with_health: bool = True) -> web.Application:
     app.router.add_post("/_fake/status", fake_status)
     app.router.add_get("/v1/realtime", realtime)
     app.router.add_get("/_fake/realtime", fake_realtime)
+    app.router.add_get("/_fake/tokenized", fake_tokenized)
+    if TOKENIZER["kind"] == "llama-cpp-python":
+        app.router.add_post("/extras/tokenize", tokenize)
+    elif TOKENIZER["kind"]:
+        app.router.add_post("/tokenize", tokenize)
     if with_health:
         app.router.add_get("/health", health)
     app.router.add_route("*", "/v1/{tail:.*}", echo)
@@ -493,7 +527,9 @@ def main() -> None:
     )
     parser.add_argument("--models", default=MODEL, help="what GET /v1/models lists")
     parser.add_argument("--status", type=int, default=0, help="every API request answers it")
+    parser.add_argument("--tokenizer", choices=sorted(TOKENIZE_FIELDS), default="")
     args = parser.parse_args()
+    TOKENIZER["kind"] = args.tokenizer
     MODELS[:] = args.models.split(",")
     STATE["status"] = args.status
     web.run_app(

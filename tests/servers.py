@@ -100,9 +100,12 @@ def fake_upstream(
     health: bool = True,
     host: str = "127.0.0.1",
     models: str | None = None,
+    tokenizer: str | None = None,
 ) -> Server:
     port = port or free_port()
     argv = [sys.executable, str(ROOT / "tests" / "fake_upstream.py"), "--port", str(port)]
+    if tokenizer is not None:
+        argv += ["--tokenizer", tokenizer]
     argv += ["--host", host]
     if models is not None:
         argv += ["--models", models]
@@ -156,25 +159,22 @@ def daphne(
     *,
     host: str = "127.0.0.1",
     netns: str | None = None,
+    launcher: bool = True,
+    application: str | None = None,
 ) -> Server:
     """daphne serving the example project: the ASGI fast path, or the Django face alone;
-    in the network namespace ``netns`` (another host: tests/netns.py) if given."""
+    in the network namespace ``netns`` (another host: tests/netns.py) if given. ``launcher``:
+    ``python -m llm_gateway.run`` (daphne on uvloop, as scripts/serve.sh runs it), else the
+    plain ``daphne`` CLI, as a project that never heard of the launcher runs it."""
     port = port or free_port()
-    application, settings, api_path = FACES[face]
-    argv = [
-        sys.executable,
-        "-m",
-        "llm_gateway.run",  # daphne on uvloop, as scripts/serve.sh runs it
-        "-b",
-        host,
-        "-p",
-        str(port),
-        application,
-    ]
+    default_application, settings, api_path = FACES[face]
+    command = "llm_gateway.run" if launcher else "daphne"
+    argv = [sys.executable, "-m", command, "-b", host, "-p", str(port)]
+    argv.append(application or default_application)
     if netns is not None:
         argv = ["ip", "netns", "exec", netns, *argv]
     env = {"DJANGO_SETTINGS_MODULE": settings, **env}
-    log = tmp / f"daphne-{face}-{netns or 'local'}-{port}.log"
+    log = tmp / f"daphne-{face}-{netns or 'local'}-{command}-{port}.log"
     return Server(argv, port, env, log, api_path, host=host)
 
 

@@ -82,8 +82,8 @@ def test_a_keys_usage_chart_in_a_real_browser(gateway, server_logs):
 
     from django.utils import timezone
 
+    from llm_gateway.core import Principal
     from llm_gateway.core.record import RequestRecord
-    from llm_gateway.keystore import Principal
     from llm_gateway.models import ApiKey
     from llm_gateway.observe.request_log import row_of, write_rows
 

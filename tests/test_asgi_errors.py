@@ -2,7 +2,6 @@ import asyncio
 import json
 import logging
 
-from llm_gateway import errors as errors_middleware
 from llm_gateway.asgi.errors import ErrorMiddleware
 from llm_gateway.errors import EngineDeadError
 
@@ -18,8 +17,7 @@ async def broken(scope, receive, send):
 
 
 def test_gateway_errors_become_json_and_a_dead_engine_logs_once_a_second(caplog, monkeypatch):
-    monkeypatch.setattr(errors_middleware, "_last_logged", {})
-    app = ErrorMiddleware(dead_engine)
+    app = ErrorMiddleware(dead_engine)  # its own log throttle: no other test's state
 
     async def many():
         return [await call(app, http_scope()) for _ in range(50)]

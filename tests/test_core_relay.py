@@ -10,14 +10,20 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from django.test import override_settings
 
-from llm_gateway.core.hooks import Admission, Observer, Policy, Tap
-from llm_gateway.core.record import RequestRecord
-from llm_gateway.core.relay import Relay
-from llm_gateway.core.request import GatewayRequest, Reply
+from llm_gateway.core import (
+    Admission,
+    GatewayRequest,
+    Observer,
+    Policy,
+    Principal,
+    Relay,
+    RelayOptions,
+    Reply,
+    RequestRecord,
+    Tap,
+)
 from llm_gateway.errors import AuthenticationFailed, GatewayError, InvalidRequestError
-from llm_gateway.keystore import Principal
 from llm_gateway.observe.response_log import ResponseLog
 from llm_gateway.upstream.client import Upstream
 from llm_gateway.upstream.pool import UpstreamPool
@@ -83,7 +89,10 @@ async def with_engine(test: Callable[[Engine, Relay], Any], **relay: Any) -> Non
         await runner.cleanup()
 
 
-def request(path: str = "/chat/completions", body: bytes = b'{"model": "m"}', **kw: Any):
+CHAT = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}'
+
+
+def request(path: str = "/chat/completions", body: bytes = CHAT, **kw: Any):
     values = {
         "method": "POST",
         "path": path,
@@ -150,7 +159,7 @@ def test_stream_reply_and_its_record():
             "m",
         )
         assert record.api_key == KEY and record.client == "127.0.0.9"
-        assert record.bytes_out == len(body) and record.bytes_in == len(b'{"model": "m"}')
+        assert record.bytes_out == len(body) and record.bytes_in == len(CHAT)
         assert 0 < record.ttfb <= record.ttft <= record.duration  # type: ignore[operator]
         assert relay.pool.upstreams[0].in_flight == 0
 
@@ -162,8 +171,8 @@ def test_no_key_never_reaches_the_engine_unless_the_gateway_is_open():
         with pytest.raises(AuthenticationFailed):
             await relay.handle(request(api_key=None))
         assert engine.seen == []
-        with override_settings(LLM_GATEWAY_ALLOW_UNAUTHENTICATED=True):
-            await drain(await relay.handle(request(api_key=None)))
+        open_relay = Relay(relay.pool, options=RelayOptions(allow_unauthenticated=True))
+        await drain(await open_relay.handle(request(api_key=None)))
         assert len(engine.seen) == 1
 
     run(with_engine(test))
@@ -189,7 +198,7 @@ def test_policy_refuses_before_the_upstream_and_admissions_settle():
 
     async def test(engine: Engine, relay: Relay) -> None:
         with pytest.raises(GatewayError) as info:
-            await relay.handle(request(body=b'{"model": "forbidden"}'))
+            await relay.handle(request(body=CHAT.replace(b'"m"', b'"forbidden"', 1)))
         assert info.value.code == "model_not_found" and engine.seen == []
         assert observer.records[-1].ending == "error:model_not_found"
         reply = await relay.handle(request())
@@ -251,10 +260,7 @@ def test_client_leaving_after_done_is_a_done_stream(caplog):
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
-    with (
-        override_settings(LLM_GATEWAY_LOG_RESPONSES=True),
-        caplog.at_level(logging.INFO, "llm_gateway.responses"),
-    ):
+    with caplog.at_level(logging.INFO, "llm_gateway.responses"):
         run(with_engine(test, observers=[ResponseLog()]))
     message = [r.getMessage() for r in caplog.records][-1]
     assert message.startswith("stream end=done ") and message.endswith("content=Hi")

@@ -10,7 +10,7 @@ from llm_gateway.errors import (
     RequestTooLargeError,
     clean_message,
 )
-from llm_gateway.upstream.answers import error_answer as upstream_error
+from llm_gateway.upstream.errors import error_answer as upstream_error
 
 TRACEBACK = (
     "Traceback (most recent call last):\n"

@@ -72,15 +72,16 @@ def test_a_misconfigured_prefix_never_opens_the_fast_paths_relay(
 
     from django.test import override_settings
 
-    from llm_gateway import gateway
     from llm_gateway.asgi.auth import AuthMiddleware
     from llm_gateway.asgi.errors import ErrorMiddleware
     from llm_gateway.asgi.request_id import RequestIdMiddleware
     from llm_gateway.asgi.router import GatewayRouter
+    from llm_gateway.runtime import get_runtime
 
     from .asgi_helpers import call, http_scope, ok_app
 
-    app = RequestIdMiddleware(ErrorMiddleware(AuthMiddleware(GatewayRouter(ok_app))))
+    router = GatewayRouter(ok_app, get_runtime)
+    app = RequestIdMiddleware(ErrorMiddleware(AuthMiddleware(router, get_runtime)))
     settings = {
         "LLM_GATEWAY_AUTH_PREFIXES": prefixes,
         "LLM_GATEWAY_UPSTREAM_URL": upstream.url + "/v1",
@@ -96,7 +97,7 @@ def test_a_misconfigured_prefix_never_opens_the_fast_paths_relay(
         ]:
             status, _, body, _ = await call(app, http_scope(path, headers=headers))
             statuses.append(status)
-        await gateway.shutdown()
+        await get_runtime().aclose()
         return statuses
 
     with override_settings(**settings):
@@ -168,3 +169,15 @@ def test_settings_that_cannot_be_read_stop_the_start_up(gateway_env, server_logs
     assert "not starting, the settings have errors" in output
     assert "LLM_GATEWAY_READ_TIMEOUT" in output and "LLM_GATEWAY_LOG_RESPONSES" in output
     assert "llm_gateway.E003" in output
+
+
+def test_a_host_the_django_face_does_not_serve_is_an_openai_error_on_its_api(
+    django_gateway, api_key
+):
+    auth = {"Authorization": f"Bearer {api_key}", "Host": "evil.example"}
+    r = httpx.get(django_gateway.api + "/models", headers=auth)
+    assert r.status_code == 400 and r.headers["content-type"] == "application/json"
+    assert r.json()["error"]["code"] == "invalid_host" and r.json()["error"]["param"] is None
+    assert "evil.example" not in r.text
+    r = httpx.get(django_gateway.url + "/whoami", headers=auth)  # not the API: Django's page
+    assert r.status_code == 400 and "text/html" in r.headers["content-type"]

@@ -9,7 +9,6 @@ import asyncio
 import os
 import shutil
 import signal
-import time
 
 import httpx
 import pytest
@@ -107,7 +106,7 @@ def test_requests_in_flight_hold_across_hosts(hosts):
     assert statuses.count(200) == 4 and statuses.count(429) == 36
 
 
-def test_a_revocation_is_seen_by_both_hosts_within_a_second(hosts):
+def test_a_revocation_is_seen_by_both_hosts(hosts):
     key_row, key = ApiKey.create(f"hosts-revoke-{os.urandom(3).hex()}")
 
     def status(gateway):
@@ -120,10 +119,8 @@ def test_a_revocation_is_seen_by_both_hosts_within_a_second(hosts):
 
     assert [status(g) for g in hosts] == [200, 200]
     key_row.revoke()
-    revoked = time.monotonic()
-    for gateway in hosts:
-        assert wait_until(lambda gateway=gateway: status(gateway) == 401, 1.5)
-    assert time.monotonic() - revoked < 1.5  # within the key cache's refresh (0.25 s here)
+    for gateway in hosts:  # how soon: bench/propagation.py (the bound only catches a hang)
+        assert wait_until(lambda gateway=gateway: status(gateway) == 401, 30)
 
 
 def test_one_host_drains_while_the_other_serves(hosts):

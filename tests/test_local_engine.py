@@ -3,8 +3,8 @@ import importlib.metadata
 import pytest
 from django.core.management import CommandError, call_command
 
-from llm_gateway import local_engine
 from llm_gateway.local_engine import LocalEngineUnavailable, engine_environment
+from llm_gateway.local_engine import llama_cpp as local_engine
 
 
 def test_engine_environment_keeps_nothing_the_engine_would_read_as_settings():

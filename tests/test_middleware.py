@@ -10,9 +10,9 @@ from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory, override_settings
 
-from llm_gateway.authentication import SCOPE_KEY
+from llm_gateway.core import Principal
 from llm_gateway.errors import EngineDeadError
-from llm_gateway.keystore import Principal
+from llm_gateway.keys import SCOPE_KEY
 from llm_gateway.middleware import (
     ApiKeyMiddleware,
     EngineErrorMiddleware,
@@ -64,7 +64,8 @@ def test_a_key_the_asgi_face_checked_is_not_checked_again():
         "type": "http",
         "method": "GET",
         "path": "/v1/x",
-        "headers": [],  # no Authorization at all: only the ASGI face's result can pass
+        # No Authorization at all: only the ASGI face's result can pass.
+        "headers": [(b"host", b"localhost")],
         "query_string": b"",
         SCOPE_KEY: principal,
         "llm_gateway.request_id": "asgi-id",
@@ -73,6 +74,30 @@ def test_a_key_the_asgi_face_checked_is_not_checked_again():
     response = asyncio.run(chain(async_seen_view)(request))
     assert response.status_code == 200
     assert json.loads(response.content) == {"key": "from-asgi", "id": "asgi-id"}
+
+
+@override_settings(LLM_GATEWAY_API_KEYS=STATIC, ALLOWED_HOSTS=["gateway.example"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_host_outside_allowed_hosts_is_an_openai_error_on_the_api_only(mode):
+    app = chain(seen_view if mode == "sync" else async_seen_view)
+
+    def call(path: str, host: str):
+        result = app(
+            RequestFactory().get(path, HTTP_HOST=host, HTTP_AUTHORIZATION=f"Bearer {STATIC}")
+        )
+        return asyncio.run(result) if mode == "async" else result
+
+    refused = call("/v1/models", "evil.example")
+    assert refused.status_code == 400 and refused["Content-Type"] == "application/json"
+    assert json.loads(refused.content)["error"] == {
+        "message": "The Host header names a host this server does not serve.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "invalid_host",
+    }
+    assert call("/v1/models", "gateway.example").status_code == 200
+    # Elsewhere the project's own pages decide (Django's HTML 400, from CommonMiddleware).
+    assert call("/elsewhere", "evil.example").status_code == 200
 
 
 def test_a_gateway_error_in_a_view_becomes_openai_json(client):
@@ -91,6 +116,7 @@ def test_a_gateway_error_in_a_view_becomes_openai_json(client):
 def test_a_django_reply_never_streamed_is_still_closed():
     """A middleware may replace the relay's response: Django then only closes it."""
     from llm_gateway.core.request import Reply
+    from llm_gateway.runtime import Runtime
     from llm_gateway.views import _response
 
     closed = []
@@ -102,7 +128,7 @@ def test_a_django_reply_never_streamed_is_still_closed():
             content=b"x",
             on_close=lambda: closed.append(True),
         )
-        response = _response(reply)
+        response = _response(reply, Runtime())
         await asyncio.get_running_loop().run_in_executor(None, response.close)  # Django's thread
         for _ in range(5):
             await asyncio.sleep(0)

@@ -9,8 +9,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from llm_gateway.core import Principal
 from llm_gateway.core.record import RequestRecord
-from llm_gateway.keystore import Principal
 from llm_gateway.models import ApiKey, ErrorDaily, RequestLog, UsageDaily
 from llm_gateway.observe.request_log import row_of, write_rows
 

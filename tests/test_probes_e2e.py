@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from . import servers
-from .test_drain_e2e import Streams
+from .test_server_drain_e2e import Streams
 from .waiting import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from llm_gateway.authentication import websocket_token
 from llm_gateway.errors import AuthenticationFailed
+from llm_gateway.keys import websocket_token
 from llm_gateway.realtime.usage import event_usage
 
 

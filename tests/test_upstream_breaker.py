@@ -1,46 +1,51 @@
-import time
+"""Passive health, on a clock the test moves (no sleeping)."""
 
-from django.test import override_settings
-
+from llm_gateway.upstream import BreakerOptions
 from llm_gateway.upstream.breaker import Breaker
 
 
-@override_settings(
-    LLM_GATEWAY_EJECT_FAILURES=3, LLM_GATEWAY_EJECT_SECONDS=0.1, LLM_GATEWAY_EJECT_MAX_SECONDS=0.3
-)
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_ejection_doubles_and_one_trial_decides():
-    breaker = Breaker("a")
+    clock = Clock()
+    breaker = Breaker("a", BreakerOptions(3, 0.125, 0.5), clock)
     for _ in range(2):
         breaker.failed()
-    assert breaker.state == "closed" and breaker.available(time.monotonic())
+    assert breaker.state == "closed" and breaker.available()
     breaker.failed()
-    assert breaker.state == "open" and not breaker.available(time.monotonic())
-    assert 0 < breaker.ejected_for() <= 0.1
-    time.sleep(0.11)
-    now = time.monotonic()
-    assert breaker.state == "half_open" and breaker.available(now)
-    breaker.picked(now)
-    assert not breaker.available(now)  # one trial at a time
+    assert breaker.state == "open" and not breaker.available()
+    assert breaker.ejected_for() == 0.125  # (binary fractions: exact sums)
+    clock.now += 0.125
+    assert breaker.state == "half_open" and breaker.available()
+    breaker.picked()
+    assert not breaker.available()  # one trial at a time
     breaker.failed()  # the trial failed: ejected again, twice as long
-    assert breaker.cooldown == 0.2 and breaker.state == "open"
-    time.sleep(0.21)
-    breaker.picked(time.monotonic())
+    assert breaker.cooldown == 0.25 and breaker.state == "open"
+    clock.now += 0.25
+    breaker.picked()
     breaker.failed()
-    assert breaker.cooldown == 0.3  # the maximum
-    time.sleep(0.31)
-    breaker.picked(time.monotonic())
+    assert breaker.cooldown == 0.5  # the maximum
+    clock.now += 0.5
+    breaker.picked()
     breaker.succeeded()
     assert breaker.state == "closed" and breaker.failures == 0 and breaker.cooldown == 0
 
 
 def test_a_success_resets_the_count_and_retry_after_is_honoured():
-    breaker = Breaker("a")
+    clock = Clock()
+    breaker = Breaker("a", clock=clock)
     breaker.failed()
     breaker.failed()
     breaker.succeeded()
     breaker.failed()
     assert breaker.state == "closed"
-    breaker.throttle(0.05)
-    assert not breaker.available(time.monotonic())
-    time.sleep(0.06)
-    assert breaker.available(time.monotonic())
+    breaker.throttle(0.5)
+    assert not breaker.available()
+    clock.now += 0.5
+    assert breaker.available()

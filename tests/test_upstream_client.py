@@ -1,27 +1,23 @@
-"""One replica's client sessions: rebuilt when settings change, never leaked across loops."""
+"""One replica's client sessions: built from its options, never leaked across loops."""
 
 from __future__ import annotations
 
 import asyncio
 
-from django.test import override_settings
-
-from llm_gateway.upstream.client import Upstream
+from llm_gateway.upstream import Upstream, UpstreamOptions
 
 
-def test_changed_pool_size_and_timeouts_give_a_new_session_and_shutdown_closes_both():
-    upstream = Upstream("http://127.0.0.1:9/v1", "sk-x")
+def test_the_options_shape_the_session_and_a_replica_s_own_timeouts_win():
+    options = UpstreamOptions(pool_size=3, read_timeout=7, connect_timeout=2)
+    upstream = Upstream("http://127.0.0.1:9/v1", "sk-x", connect_timeout=0.5, options=options)
 
     async def main() -> None:
-        first = upstream.session()
-        assert upstream.session() is first
-        with override_settings(LLM_GATEWAY_POOL_SIZE=3, LLM_GATEWAY_READ_TIMEOUT=7):
-            second = upstream.session()
-            assert second is not first and not first.closed  # requests may still run on it
-            assert second.connector is not None and second.connector.limit == 3
-            assert second.timeout.sock_read == 7
+        session = upstream.session()
+        assert upstream.session() is session
+        assert session.connector is not None and session.connector.limit == 3
+        assert session.timeout.sock_read == 7 and session.timeout.sock_connect == 0.5
         await upstream.aclose()
-        assert first.closed and second.closed
+        assert session.closed
 
     asyncio.run(main())
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import time
 
-from ..logs import ACCESS_LOGGER
-from ..types import ASGIApp, Message, Receive, Scope, Send
+from ..ingress.types import ASGIApp, Message, Receive, Scope, Send
+from ..observe.logs import ACCESS_LOGGER
 
 logger = logging.getLogger(ACCESS_LOGGER)
 

@@ -12,34 +12,31 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 
-from ..authentication import SCOPE_KEY, authenticate
-from ..conf import conf
+from ..core.relay import Relay
 from ..core.request import GatewayRequest, Reply
-from ..errors import RequestTooLargeError
-from ..gateway import get_relay
-from ..request_id import SCOPE_KEY as REQUEST_ID_KEY
-from ..types import Receive, Scope, Send
+from ..ingress.body import BodyLimit
+from ..ingress.request_id import SCOPE_KEY as REQUEST_ID_KEY
+from ..ingress.types import Receive, Scope, Send
+from ..runtime import Runtime
+from .auth import principal_of
 
 
 class ClientDisconnected(Exception):
     """The client left before the request body was read."""
 
 
-async def read_body(scope: Scope, receive: Receive) -> bytes:
-    limit = conf.MAX_BODY_BYTES
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    body = BodyLimit(limit)
     for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise RequestTooLargeError(f"Request body exceeds the limit of {limit} bytes.")
+        if name == b"content-length":
+            body.declared(value)
     chunks: list[bytes] = []
-    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnected()
         chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLargeError(f"Request body exceeds the limit of {limit} bytes.")
+        body.add(len(chunk))
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -50,14 +47,13 @@ def client_address(scope: Scope) -> str | None:
     return client[0] if client else None
 
 
-async def relay_endpoint(scope: Scope, receive: Receive, send: Send, sub_path: str) -> None:
+async def relay_endpoint(
+    scope: Scope, receive: Receive, send: Send, sub_path: str, runtime: Runtime, body_limit: int
+) -> None:
     """Serve one request for ``sub_path`` (the canonical path below the relay prefix)."""
-    principal = scope.get(SCOPE_KEY)
-    if principal is None and scope["method"] != "OPTIONS" and not conf.ALLOW_UNAUTHENTICATED:
-        # The prefixes left this path unguarded: check the key here (fail closed).
-        principal = scope[SCOPE_KEY] = await authenticate(scope["headers"])
+    principal = await principal_of(scope, runtime)
     try:
-        body = await read_body(scope, receive)
+        body = await read_body(scope, receive, body_limit)
     except ClientDisconnected:
         return
     request = GatewayRequest(
@@ -70,11 +66,11 @@ async def relay_endpoint(scope: Scope, receive: Receive, send: Send, sub_path: s
         principal,
         client_address(scope),
     )
-    await cancel_on_disconnect(_exchange(request, send), receive)
+    await cancel_on_disconnect(_exchange(runtime.relay, request, send), receive)
 
 
-async def _exchange(request: GatewayRequest, send: Send) -> None:
-    reply = await get_relay().handle(request)
+async def _exchange(relay: Relay, request: GatewayRequest, send: Send) -> None:
+    reply = await relay.handle(request)
     try:
         await send_reply(reply, send)
     finally:

@@ -1,17 +1,15 @@
 """Turns exceptions into OpenAI-shaped JSON answers, never an HTML page.
 
 Once a response has started its status cannot change (Starlette's rule): the relay itself
-ends a started stream with an SSE error event, and anything escaping after the start is
-logged and the response closed.
+ends a started stream with an SSE error event, and anything else escaping after the start is
+logged and raised on to the server, which cuts the connection (``server.patches.
+daphne_reaper`` under daphne), so the client sees a broken answer, never one that looks whole.
 """
 
 from __future__ import annotations
 
-from ..errors import GatewayError, log_server_error, logger
-from ..types import ASGIApp, Message, Receive, Scope, Send
-
-# Close codes for WebSocket rejections: 4000 + the HTTP status they stand for.
-WS_CLOSE_BASE = 4000
+from ..errors import WS_CLOSE_BASE, GatewayError, ServerErrorLog, logger
+from ..ingress.types import ASGIApp, Message, Receive, Scope, Send
 
 
 async def send_error(send: Send, error: GatewayError) -> None:
@@ -28,6 +26,7 @@ async def send_error(send: Send, error: GatewayError) -> None:
 class ErrorMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.log_server_error = ServerErrorLog()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -49,14 +48,15 @@ class ErrorMiddleware:
         except GatewayError as exc:
             if started:
                 logger.warning("error after the response started: %s", exc.message)
-                return
+                raise
             if exc.status >= 500:
-                log_server_error(scope["method"], scope["path"], exc)
+                self.log_server_error(scope["method"], scope["path"], exc)
             await send_error(send, exc)
         except Exception:
             logger.exception("unhandled error in %s %s", scope["method"], scope["path"])
-            if not started:
-                await send_error(send, GatewayError("Internal server error."))
+            if started:
+                raise
+            await send_error(send, GatewayError("Internal server error."))
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         accepted = False
@@ -71,7 +71,7 @@ class ErrorMiddleware:
             await self.app(scope, receive, tracking_send)
         except GatewayError as exc:
             # Closing before accepting makes the server answer the handshake with 403.
-            await send({"type": "websocket.close", "code": WS_CLOSE_BASE + exc.status})
+            await send({"type": "websocket.close", "code": exc.close_code()})
         except ValueError as exc:
             # channels' URLRouter: "No route found for path": a 403 handshake, not daphne's 500.
             if accepted or "No route found" not in str(exc):

@@ -14,7 +14,7 @@ import ipaddress
 from typing import Any
 
 from ..conf import conf
-from ..types import ASGIApp, Receive, Scope, Send
+from ..ingress.types import ASGIApp, Receive, Scope, Send
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

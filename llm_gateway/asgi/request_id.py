@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..request_id import SCOPE_KEY, choose, request_id_var
-from ..types import ASGIApp, Message, Receive, Scope, Send
+from ..ingress.request_id import SCOPE_KEY, choose, request_id_var
+from ..ingress.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = b"x-request-id"
 

@@ -1,42 +1,47 @@
 """Sends the relay prefix to the core's ASGI endpoint and everything else to the project's
-application; runs the gateway's start-up and shutdown (ASGI lifespan, or daphne's reactor)."""
+application; serves ``/metrics``; runs the runtime's start-up and shutdown (ASGI lifespan;
+under daphne, ``llm_gateway.server`` stops it before the reactor stops)."""
 
 from __future__ import annotations
 
-from .. import gateway
+from collections.abc import Callable
+
 from ..conf import conf
-from ..observe import metrics
-from ..paths import app_path, canonical, is_under
-from ..types import ASGIApp, Receive, Scope, Send
+from ..ingress.paths import app_path, canonical, is_under
+from ..ingress.types import ASGIApp, Receive, Scope, Send
+from ..runtime import Runtime
 from .endpoint import relay_endpoint
 
 METRICS_PATH = "/metrics"
 
 
 class GatewayRouter:
-    def __init__(self, fallback: ASGIApp) -> None:
+    def __init__(self, fallback: ASGIApp, runtime: Callable[[], Runtime]) -> None:
         self.fallback = fallback
+        self.runtime = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
             return
-        gateway.start()
-        if scope["type"] == "http" and scope["path"] == METRICS_PATH and conf.METRICS:
-            await self._metrics(scope, send)
+        runtime = self.runtime()
+        runtime.start()
+        if scope["type"] == "http" and scope["path"] == METRICS_PATH and runtime.metrics:
+            await self._metrics(scope, send, runtime)
             return
         prefix = conf.RELAY_PREFIX
         if prefix is not None and scope["type"] == "http":
             path = canonical(app_path(scope))
             if is_under(path, prefix):
-                await relay_endpoint(scope, receive, send, path[len(prefix) :])
+                sub_path = path[len(prefix) :]
+                await relay_endpoint(scope, receive, send, sub_path, runtime, conf.MAX_BODY_BYTES)
                 return
         await self.fallback(scope, receive, send)
 
-    async def _metrics(self, scope: Scope, send: Send) -> None:
+    async def _metrics(self, scope: Scope, send: Send, runtime: Runtime) -> None:
+        assert runtime.metrics is not None
         authorization = next((v for n, v in scope["headers"] if n == b"authorization"), None)
-        status, headers, body = metrics.render(authorization, gateway.get_relay().pool)
-        headers = [*headers, (b"content-length", str(len(body)).encode())]
+        status, headers, body = runtime.metrics.render(authorization)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -44,9 +49,9 @@ class GatewayRouter:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                gateway.start()
+                self.runtime().start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await gateway.shutdown()
+                await self.runtime().aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

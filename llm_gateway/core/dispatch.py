@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import contextlib
 
-from ..conf import conf
 from ..errors import EngineDeadError, EngineGenerateError, EngineTimeoutError, GatewayError
 from ..upstream.client import Answer, Upstream
 from ..upstream.pool import Lease, UpstreamPool
 from . import headers as header_policy
 from .affinity import affinity_key
 from .listing import model_listing
+from .options import RelayOptions
 from .record import RequestRecord
 from .request import GatewayRequest
 
@@ -26,10 +26,11 @@ MAX_THROTTLE_SECONDS = 300.0  # a replica's Retry-After is honoured up to this l
 
 
 class Dispatch:
-    __slots__ = ("pool", "lease")
+    __slots__ = ("pool", "options", "lease")
 
-    def __init__(self, pool: UpstreamPool) -> None:
+    def __init__(self, pool: UpstreamPool, options: RelayOptions) -> None:
         self.pool = pool
+        self.options = options
         self.lease: Lease | None = None  # on the replica now serving (released by the core)
 
     @property
@@ -41,7 +42,7 @@ class Dispatch:
         pool = self.pool
         affinity = None
         if pool.routing == "prefix_affinity" and self.replicated:
-            affinity = affinity_key(request, conf.AFFINITY_PREFIX_CHARS)
+            affinity = affinity_key(request, self.options.affinity_prefix_chars)
         tried: list[Upstream] = []
         failed: GatewayError | None = None
         while True:
@@ -57,19 +58,20 @@ class Dispatch:
             if request.query:
                 url += "?" + request.query.decode("latin-1")
             try:
+                headers = self._headers(request, upstream)
                 answer = await upstream.send(
-                    request.method, url, headers=_headers(request, upstream), body=body or None
+                    request.method, url, headers=headers, body=body or None
                 )
             except GatewayError as exc:
                 self._drop(failed=True)
-                if not _retryable(exc) or len(tried) >= conf.RETRIES:
+                if not _retryable(exc) or len(tried) >= self.options.retries:
                     raise
                 failed = exc
             else:
                 lease.answered(answer.status)
                 if answer.status == 429:
                     _honour_retry_after(upstream, answer)
-                if answer.status not in RETRIED_STATUSES or len(tried) >= conf.RETRIES:
+                if answer.status not in RETRIED_STATUSES or len(tried) >= self.options.retries:
                     return answer
                 answer.close()
                 self._drop(failed=False)  # the status line already counted against it
@@ -79,22 +81,26 @@ class Dispatch:
             tried.append(upstream)
             record.tried.append(upstream.name)
 
+    def acquire(self, model: str | None) -> Upstream:
+        """A lease on a replica of ``model`` for a session that cannot fail over (realtime)."""
+        self.lease = lease = self.pool.acquire(model)
+        return lease.upstream
+
     async def listing(self, request: GatewayRequest) -> bytes:
-        return await model_listing(self.pool, lambda upstream: _headers(request, upstream))
+        return await model_listing(self.pool, lambda upstream: self._headers(request, upstream))
+
+    def _headers(self, request: GatewayRequest, upstream: Upstream) -> list[tuple[str, str]]:
+        return header_policy.to_upstream(
+            request.headers,
+            request.request_id,
+            self.options.request_id_header,
+            upstream.auth_headers(),
+        )
 
     def _drop(self, failed: bool) -> None:
         if self.lease is not None:
             self.lease.release(failed=failed)
             self.lease = None
-
-
-def _headers(request: GatewayRequest, upstream: Upstream) -> list[tuple[str, str]]:
-    return header_policy.to_upstream(
-        request.headers,
-        request.request_id,
-        conf.UPSTREAM_REQUEST_ID_HEADER,
-        upstream.auth_headers(),
-    )
 
 
 def _retryable(error: GatewayError) -> bool:

@@ -12,8 +12,6 @@ Heavy work (database writes) goes to a queue that a background task drains.
 
 from __future__ import annotations
 
-from django.utils.module_loading import import_string
-
 from .record import RequestRecord
 from .request import GatewayRequest
 
@@ -58,8 +56,3 @@ class Observer:
 
     def finish(self, record: RequestRecord) -> None:
         """The request ended; the record is complete."""
-
-
-def load(paths: list[str]) -> list[object]:
-    """Instances of the classes (or results of the factories) named by dotted paths."""
-    return [import_string(path)() for path in paths]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from ..keystore import Principal
+from .request import Principal
 
 
 @dataclass(slots=True)

@@ -1,12 +1,41 @@
-"""The values the core takes and gives: a request, and a reply with an async body."""
+"""The values the core takes and gives: who asks, a request, and a reply with an async body."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..keystore import Principal
+
+class Stall:
+    """Whether the server cut this request's client for reading nothing for too long
+    (``LLM_GATEWAY_SEND_TIMEOUT``): the request then ends ``client_stalled``. The exchange
+    puts one in its request's context (``CLIENT_STALL``); the server, whose ``send`` runs
+    in that context, marks it. A holder, not a flag: whichever task closes the answer later
+    reads the same one."""
+
+    __slots__ = ("stalled",)
+
+    def __init__(self) -> None:
+        self.stalled = False
+
+
+CLIENT_STALL: ContextVar[Stall | None] = ContextVar("llm_gateway_client_stall", default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who made the request: an API key (``id`` None for a static key from the settings).
+
+    ``scopes`` is what the policies know of it (the limits' holders, read with the key); the
+    core carries it and never reads it, so it depends on no policy.
+    """
+
+    id: int | None
+    name: str
+    prefix: str
+    scopes: tuple[Any, ...] = ()
 
 
 @dataclass(slots=True)
@@ -22,6 +51,13 @@ class GatewayRequest:
     api_key: Principal | None  # None: not authenticated (refused unless the gateway is open)
     client: str | None = None  # the client's address
     payload: dict[str, Any] | None = field(default=None)  # the JSON body, once parsed
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of a header (``name`` lower-case), or None."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
 
 
 class Reply:

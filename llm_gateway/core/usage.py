@@ -20,11 +20,10 @@ from typing import Any
 
 import orjson
 
+from ..sse.boundary import DONE, split_events
 from ..sse.chunks import Chunk, chunk_text, decode_chunks
 from ..sse.decoder import SSEDecoder
 
-STREAMED_ENDPOINTS = frozenset({"/chat/completions", "/completions"})
-DONE = b"[DONE]"
 CHARS_PER_TOKEN = 4  # the usual estimate for English text with BPE vocabularies
 
 
@@ -78,13 +77,7 @@ def prompt_text_length(payload: dict[str, Any] | None) -> int:
 
 
 def _text_length(value: Any) -> int:
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, list):
-        return sum(_text_length(item) for item in value)
-    if isinstance(value, dict):  # a content part, or a Responses input item
-        return _text_length(value.get("text")) + _text_length(value.get("content"))
-    return 0
+    return sum(map(len, _texts(value)))
 
 
 class Asked:
@@ -135,7 +128,7 @@ def withhold_usage_events(data: bytes) -> bytes:
     if b'"usage"' not in data:
         return data
     kept: list[bytes] = []
-    for event in _split_events(data):
+    for event in split_events(data):
         if not _is_usage_event(event):
             kept.append(event)
     return b"".join(kept)
@@ -147,7 +140,7 @@ def strip_usage_fields(data: bytes) -> bytes:
     if b'"usage"' not in data:
         return data
     out: list[bytes] = []
-    for event in _split_events(data):
+    for event in split_events(data):
         if b'"usage"' in event and event.startswith(b"data: {"):
             end = len(event) - len(event.rstrip(b"\r\n"))
             try:
@@ -160,16 +153,6 @@ def strip_usage_fields(data: bytes) -> bytes:
                 event = b"data: " + orjson.dumps(chunk) + event[len(event) - end :]
         out.append(event)
     return b"".join(out)
-
-
-def _split_events(data: bytes) -> list[bytes]:
-    """Whole events, each with its blank line (LF or CRLF framing, as engines send)."""
-    separator = b"\r\n\r\n" if data.endswith(b"\r\n\r\n") else b"\n\n"
-    parts = data.split(separator)
-    events = [part + separator for part in parts[:-1]]
-    if parts[-1]:
-        events.append(parts[-1])
-    return events
 
 
 def _is_usage_event(event: bytes) -> bool:
@@ -185,7 +168,15 @@ class StreamMeter:
 
     BATCH_BYTES = 4096
 
-    __slots__ = ("_decoder", "_pending", "_pending_size", "content_events", "usage", "first")
+    __slots__ = (
+        "_decoder",
+        "_pending",
+        "_pending_size",
+        "content_events",
+        "usage",
+        "first",
+        "head",
+    )
 
     def __init__(self) -> None:
         self._decoder = SSEDecoder()
@@ -193,6 +184,7 @@ class StreamMeter:
         self._pending_size = 0
         self.content_events = 0
         self.usage: dict[str, Any] | None = None
+        self.head: Chunk | None = None  # the first chunk: its id, object, created, model
         self.first = True  # no content seen yet: each chunk is read at once
 
     def feed(self, data: bytes) -> bool:
@@ -222,6 +214,8 @@ class StreamMeter:
             self._count(chunk)
 
     def _count(self, chunk: Chunk) -> None:
+        if self.head is None:
+            self.head = chunk
         if chunk_text(chunk):
             self.content_events += 1
         if chunk.usage:
@@ -241,20 +235,58 @@ class StreamMeter:
 
 def whole_body_usage(content: bytes, prompt_chars: int) -> Usage | None:
     """The usage of a non-streamed JSON answer: the engine's, else an estimate."""
-    try:
-        answer = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(answer, dict):
+    answer = json_object(content)
+    if answer is None:
         return None
     usage = answer.get("usage")
     if isinstance(usage, dict) and (counted := from_engine(usage)) is not None:
         return counted
-    text = 0
+    text = len(answer_text(answer))
+    return Usage(estimate_tokens(prompt_chars), estimate_tokens(text), None, "estimated")
+
+
+def json_object(content: bytes) -> dict[str, Any] | None:
+    try:
+        answer = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
+    return answer if isinstance(answer, dict) else None
+
+
+def answer_text(answer: dict[str, Any]) -> str:
+    """The text a whole answer holds: its choices' (chat, completions), or the Responses
+    API's output."""
+    parts: list[str] = []
     choices = answer.get("choices")
     for choice in choices if isinstance(choices, list) else ():
         if isinstance(choice, dict):
             message = choice.get("message")
-            text += _text_length(choice.get("text"))
-            text += _text_length(message.get("content") if isinstance(message, dict) else None)
-    return Usage(estimate_tokens(prompt_chars), estimate_tokens(text), None, "estimated")
+            parts += _texts(choice.get("text"))
+            parts += _texts(message.get("content") if isinstance(message, dict) else None)
+    output = answer.get("output")
+    for item in output if isinstance(output, list) else ():
+        if isinstance(item, dict):
+            parts += _texts(item.get("content"))
+    return "".join(parts)
+
+
+def prompt_text(payload: dict[str, Any] | None) -> str:
+    """The prompt's text, as ``prompt_text_length`` counts it (for a tokenizer)."""
+    if not payload:
+        return ""
+    parts: list[str] = []
+    for message in payload.get("messages") or ():
+        if isinstance(message, dict):
+            parts += _texts(message.get("content"))
+    parts += _texts(payload.get("prompt")) + _texts(payload.get("input"))
+    return "\n".join(parts)
+
+
+def _texts(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [text for item in value for text in _texts(item)]
+    if isinstance(value, dict):  # a content part, or a Responses input or output item
+        return _texts(value.get("text")) + _texts(value.get("content"))
+    return []

@@ -9,25 +9,35 @@ import itertools
 import logging
 import os
 import time
+from dataclasses import dataclass
 
 import orjson
 
-from ..conf import conf
 from ..core.hooks import Admission, Policy
 from ..core.record import RequestRecord
 from ..core.request import GatewayRequest
 from ..errors import ModelNotFound
-from .answers import LimitsUnavailable, limit_headers, refusal
 from .plan import Plan
+from .redis_client import RedisUnavailable
 from .redis_store import RedisStore
+from .refusals import LimitsUnavailable, limit_headers, refusal
 from .reserve import requested_model, reserved_tokens
-from .resp import RedisUnavailable
 from .spec import Scope
 from .store import Check, Decision, LimitStore, MemoryStore
 
 logger = logging.getLogger(__name__)
 
 RETRY_STORE_SECONDS = 1.0  # after a failure, requests skip the store this long (no stalls)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsOptions:
+    redis_url: str = ""  # empty: this process counts alone, in memory
+    fail: str = "open"  # Redis unreachable: open (serve uncounted) or closed (503)
+    timeout: float = 0.5  # longest wait for Redis before it counts as unreachable
+    lease_seconds: float = 30.0  # a dead process's slot is free after this long
+    default_max_tokens: int = 1024  # what a request without max_tokens reserves
+    namespace: str = "llm_gateway"  # prefix of the Redis keys
 
 
 class LimitsAdmission(Admission):
@@ -73,9 +83,9 @@ def tokens_used(record: RequestRecord, checks: list[Check]) -> int:
 
 
 class LimitsPolicy(Policy):
-    def __init__(self) -> None:
+    def __init__(self, options: LimitsOptions | None = None) -> None:
+        self.options = options or LimitsOptions()
         self._store: LimitStore | None = None
-        self._store_url: str | None = None
         self._down_until = 0.0
         self._warned = False
         self._leases = itertools.count()
@@ -83,14 +93,13 @@ class LimitsPolicy(Policy):
         self.held: dict[str, set[str]] = {}  # parallel counter -> this process's leases
         self._renewer: asyncio.Task[None] | None = None
         self._plans: dict[int, Plan] = {}
-        self._namespace = ""
 
     @property
     def store(self) -> LimitStore:
-        url = conf.REDIS_URL
-        if self._store is None or url != self._store_url:
-            self._store_url = url
-            self._store = RedisStore(url, conf.LIMITS_TIMEOUT) if url else MemoryStore()
+        if self._store is None:
+            options = self.options
+            url = options.redis_url
+            self._store = RedisStore(url, options.timeout) if url else MemoryStore()
         return self._store
 
     async def admit(self, request: GatewayRequest, record: RequestRecord) -> Admission | None:
@@ -128,23 +137,17 @@ class LimitsPolicy(Policy):
         """The checks of these scopes, worked out once (by identity: the key store keeps one
         scopes tuple per key until a refresh changes it) and again after a budget period."""
         plan = self._plans.get(id(scopes))
-        if (
-            plan is None
-            or plan.scopes is not scopes
-            or time.time() >= plan.until
-            or self._namespace != conf.LIMITS_NAMESPACE
-        ):
+        if plan is None or plan.scopes is not scopes or time.time() >= plan.until:
             if len(self._plans) > 10_000:
                 self._plans.clear()
-            self._namespace = conf.LIMITS_NAMESPACE
-            plan = self._plans[id(scopes)] = Plan(scopes, self._namespace, time.time())
+            plan = Plan(scopes, self.options.namespace, time.time())
+            self._plans[id(scopes)] = plan
         return plan
 
-    @staticmethod
-    def _reservation(request: GatewayRequest) -> int:
+    def _reservation(self, request: GatewayRequest) -> int:
         if request.payload is None and request.method == "GET":
             return 0
-        return reserved_tokens(request.path, request.payload, conf.LIMITS_DEFAULT_MAX_TOKENS)
+        return reserved_tokens(request.path, request.payload, self.options.default_max_tokens)
 
     async def _decide(
         self, checks: list[Check], lease: str, record: RequestRecord
@@ -152,20 +155,20 @@ class LimitsPolicy(Policy):
         """The store's decision; None when it cannot be reached and the gateway fails open."""
         if time.monotonic() >= self._down_until:
             try:
-                decision = await self.store.admit(checks, lease, conf.LIMITS_LEASE_SECONDS)
+                decision = await self.store.admit(checks, lease, self.options.lease_seconds)
             except RedisUnavailable as exc:
                 self._down_until = time.monotonic() + RETRY_STORE_SECONDS
                 if not self._warned:
                     self._warned = True
                     logger.warning(
-                        "limits store unreachable (limits %s): %s", conf.LIMITS_FAIL, exc
+                        "limits store unreachable (limits %s): %s", self.options.fail, exc
                     )
             else:
                 if self._warned:
                     self._warned = False
                     logger.warning("limits store reachable again: limits are enforced")
                 return decision
-        if conf.LIMITS_FAIL == "closed":
+        if self.options.fail == "closed":
             record.limited = "unavailable"
             raise LimitsUnavailable("The rate limit store is unreachable; try again shortly.")
         record.limited = "unchecked"
@@ -192,10 +195,10 @@ class LimitsPolicy(Policy):
     async def _renew_forever(self) -> None:
         """Leases outlive a long stream only while this process lives to renew them."""
         while True:
-            await asyncio.sleep(conf.LIMITS_LEASE_SECONDS / 3)
+            await asyncio.sleep(self.options.lease_seconds / 3)
             held = {counter: sorted(leases) for counter, leases in self.held.items()}
             try:
-                self.store.renew(held, conf.LIMITS_LEASE_SECONDS)
+                self.store.renew(held, self.options.lease_seconds)
             except RedisUnavailable as exc:
                 logger.warning("limits lease renewal failed: %s", exc)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import hiredis
 
-from .resp import RedisConnection, Script
+from .redis_client import RedisConnection, Script
 from .store import WINDOW_SECONDS, Check, Decision
 
 logger = logging.getLogger(__name__)

@@ -11,6 +11,8 @@ from typing import Any
 PERIODS = ("day", "month")
 # The columns of a limits row (on ApiKey and on UserLimits), in the order of ``Limits``.
 FIELDS = ("rpm", "tpm", "max_parallel", "allowed_models", "token_budget", "budget_period")
+# A key's row reads its owner's limits under this prefix (the ORM's path to UserLimits).
+OWNER_LIMITS = "owner__llm_gateway_limits__"
 
 
 @dataclass(frozen=True, slots=True)

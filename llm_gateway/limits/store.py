@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -116,14 +117,15 @@ class _Window:
 class MemoryStore:
     """The limits of a process alone (no ``REDIS_URL``): the same decisions, in memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock  # wall-clock seconds, as Redis' TIME (tests give their own)
         self.windows: dict[str, _Window] = {}
         self.leases: dict[str, dict[str, float]] = {}
         self.budgets: dict[str, int] = {}
         self._periods: dict[str, str] = {}  # a budget's counter without its period -> with
 
     async def admit(self, checks: list[Check], lease: str, lease_seconds: float) -> Decision:
-        return self.decide(checks, lease, lease_seconds, time.time())
+        return self.decide(checks, lease, lease_seconds, self.clock())
 
     def decide(self, checks: list[Check], lease: str, lease_seconds: float, now: float) -> Decision:
         second = int(now)
@@ -183,7 +185,7 @@ class MemoryStore:
                 self.budgets[check.counter] += actual - check.amount
 
     def renew(self, held: dict[str, list[str]], lease_seconds: float) -> None:
-        until = time.time() + lease_seconds
+        until = self.clock() + lease_seconds
         for counter, members in held.items():
             leases = self.leases.get(counter, {})
             for member in members:

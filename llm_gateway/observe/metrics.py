@@ -1,5 +1,8 @@
 """Prometheus metrics: an observer of the core, and the ``/metrics`` answer.
 
+Each runtime owns its registry and series (``GatewayMetrics``): nothing is made at import,
+and a test's runtime counts apart from any other.
+
 The series are the interface (README "Monitoring"); labels are bounded by design: no key,
 user or request id (unless ``LLM_GATEWAY_METRICS_KEY_LABELS``, documented as unbounded), and
 ``model`` only for models the upstreams serve (discovered by their watchdogs), ``other``
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import os
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from prometheus_client import (
@@ -26,13 +30,11 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from ..conf import conf
 from ..core.hooks import Observer, Tap
 from ..core.record import RequestRecord
 from ..core.request import GatewayRequest
 from ..errors import AuthenticationFailed
 from ..upstream.pool import UpstreamPool
-from . import request_log
 
 OTHER = "other"
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -41,103 +43,107 @@ LATENCY = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 TTFT = (0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 30, 60)
 PER_TOKEN = (0.005, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3, 1)
 
-# No "_created" series next to every counter and histogram: a third of a scrape's lines, and
-# Prometheus' text format has no use for them (bench/metrics_scrape.py).
-disable_created_metrics()
-REGISTRY = CollectorRegistry(auto_describe=True)  # the gateway's own: a project's stay theirs
-# Read once, when the series are made: a series' labels cannot change while it exists.
-_KEY = ("key",) if conf.METRICS_KEY_LABELS else ()
 
-REQUESTS = Counter(
-    "llm_gateway_requests",
-    "Relayed requests.",
-    ("model", "upstream", "status", "stream", *_KEY),
-    registry=REGISTRY,
-)
-DURATION = Histogram(
-    "llm_gateway_request_duration_seconds",
-    "Time from a request's arrival to the end of its answer.",
-    ("model", "stream"),
-    buckets=LATENCY,
-    registry=REGISTRY,
-)
-TTFT_SECONDS = Histogram(
-    "llm_gateway_time_to_first_token_seconds",
-    "Streams: time from arrival to the first token sent.",
-    ("model",),
-    buckets=TTFT,
-    registry=REGISTRY,
-)
-TPOT = Histogram(
-    "llm_gateway_time_per_output_token_seconds",
-    "Streams: time after the first token, per completion token.",
-    ("model",),
-    buckets=PER_TOKEN,
-    registry=REGISTRY,
-)
-TOKENS = Counter(
-    "llm_gateway_tokens",
-    "Tokens, by kind (prompt, completion).",
-    ("model", "kind", *_KEY),
-    registry=REGISTRY,
-)
-IN_FLIGHT = Gauge(
-    "llm_gateway_requests_in_flight",
-    "Requests being relayed now.",
-    ("model",),
-    multiprocess_mode="livesum",
-    registry=REGISTRY,
-)
-ENDINGS = Counter(
-    "llm_gateway_stream_endings",
-    "How streams ended: done, client_disconnected, error, upstream_closed.",
-    ("ending",),
-    registry=REGISTRY,
-)
-UPSTREAM_UP = Gauge(
-    "llm_gateway_upstream_up",
-    "1 while the upstream's watchdog holds it alive (or not yet probed), 0 once dead.",
-    ("upstream",),
-    multiprocess_mode="livemax",
-    registry=REGISTRY,
-)
-UPSTREAM_IN_FLIGHT = Gauge(
-    "llm_gateway_upstream_requests_in_flight",
-    "Requests in flight on each upstream.",
-    ("upstream",),
-    multiprocess_mode="livesum",
-    registry=REGISTRY,
-)
-FAILOVERS = Counter(
-    "llm_gateway_upstream_failovers",
-    "Requests retried on another replica after this one failed before the first byte.",
-    ("upstream",),
-    registry=REGISTRY,
-)
-RATE_LIMITED = Counter(
-    "llm_gateway_rate_limited",
-    "Requests refused by a limit: requests, tokens, parallel, budget.",
-    ("kind",),
-    registry=REGISTRY,
-)
-LIMITS_UNAVAILABLE = Counter(
-    "llm_gateway_limits_unavailable",
-    "Requests met while the limits store (Redis) was unreachable: served uncounted (fail "
-    "open) or refused (fail closed).",
-    ("outcome",),
-    registry=REGISTRY,
-)
-AUTH_FAILURES = Counter(
-    "llm_gateway_auth_failures",
-    "Requests refused for their key, by code.",
-    ("code",),
-    registry=REGISTRY,
-)
-REQUEST_LOG_DROPPED = Counter(
-    "llm_gateway_request_log_dropped",
-    "Request log rows dropped because the queue was full.",
-    registry=REGISTRY,
-)
+class Series:
+    """Every series of the gateway, in a registry of its own (a project's stay theirs). The
+    names and labels are the interface (README "Monitoring")."""
+
+    def __init__(self, key_labels: bool) -> None:
+        # No "_created" series next to every counter and histogram: a third of a scrape's
+        # lines, and Prometheus' text format has no use for them (bench/metrics_scrape.py).
+        disable_created_metrics()
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        key = ("key",) if key_labels else ()
+        self.requests = Counter(
+            "llm_gateway_requests",
+            "Relayed requests.",
+            ("model", "upstream", "status", "stream", *key),
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "llm_gateway_request_duration_seconds",
+            "Time from a request's arrival to the end of its answer.",
+            ("model", "stream"),
+            buckets=LATENCY,
+            registry=registry,
+        )
+        self.ttft = Histogram(
+            "llm_gateway_time_to_first_token_seconds",
+            "Streams: time from arrival to the first token sent.",
+            ("model",),
+            buckets=TTFT,
+            registry=registry,
+        )
+        self.tpot = Histogram(
+            "llm_gateway_time_per_output_token_seconds",
+            "Streams: time after the first token, per completion token.",
+            ("model",),
+            buckets=PER_TOKEN,
+            registry=registry,
+        )
+        self.tokens = Counter(
+            "llm_gateway_tokens",
+            "Tokens, by kind (prompt, completion).",
+            ("model", "kind", *key),
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "llm_gateway_requests_in_flight",
+            "Requests being relayed now.",
+            ("model",),
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.endings = Counter(
+            "llm_gateway_stream_endings",
+            "How streams ended: done, client_disconnected, error, upstream_closed.",
+            ("ending",),
+            registry=registry,
+        )
+        self.upstream_up = Gauge(
+            "llm_gateway_upstream_up",
+            "1 while the upstream's watchdog holds it alive (or not yet probed), 0 once dead.",
+            ("upstream",),
+            multiprocess_mode="livemax",
+            registry=registry,
+        )
+        self.upstream_in_flight = Gauge(
+            "llm_gateway_upstream_requests_in_flight",
+            "Requests in flight on each upstream.",
+            ("upstream",),
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.failovers = Counter(
+            "llm_gateway_upstream_failovers",
+            "Requests retried on another replica after this one failed before the first byte.",
+            ("upstream",),
+            registry=registry,
+        )
+        self.rate_limited = Counter(
+            "llm_gateway_rate_limited",
+            "Requests refused by a limit: requests, tokens, parallel, budget.",
+            ("kind",),
+            registry=registry,
+        )
+        self.limits_unavailable = Counter(
+            "llm_gateway_limits_unavailable",
+            "Requests met while the limits store (Redis) was unreachable: served uncounted "
+            "(fail open) or refused (fail closed).",
+            ("outcome",),
+            registry=registry,
+        )
+        self.auth_failures = Counter(
+            "llm_gateway_auth_failures",
+            "Requests refused for their key, by code.",
+            ("code",),
+            registry=registry,
+        )
+        self.request_log_dropped = Counter(
+            "llm_gateway_request_log_dropped",
+            "Request log rows dropped because the queue was full.",
+            registry=registry,
+        )
 
 
 class MetricsTap(Tap):
@@ -170,19 +176,38 @@ class _Children:
         return child
 
 
-class Metrics(Observer):
-    def __init__(self, pool: UpstreamPool) -> None:
+class GatewayMetrics(Observer):
+    """The observer that feeds the series, and the ``/metrics`` answer that reads them.
+
+    ``dropped_rows`` tells, at scrape time, how many request-log rows were dropped in all
+    (the writer's count): the metrics never reach into the writer themselves.
+    """
+
+    def __init__(
+        self,
+        pool: UpstreamPool,
+        *,
+        key_labels: bool = False,
+        token: str = "",
+        dropped_rows: Callable[[], int] | None = None,
+    ) -> None:
         self.pool = pool
-        self.requests = _Children(REQUESTS)
-        self.duration = _Children(DURATION)
-        self.ttft = _Children(TTFT_SECONDS)
-        self.tpot = _Children(TPOT)
-        self.tokens = _Children(TOKENS)
-        self.in_flight = _Children(IN_FLIGHT)
-        self.endings = _Children(ENDINGS)
-        self.rate_limited = _Children(RATE_LIMITED)
-        self.failovers = _Children(FAILOVERS)
-        self.limits_unavailable = _Children(LIMITS_UNAVAILABLE)
+        self.series = series = Series(key_labels)
+        self.key_labels = key_labels
+        self.token = token
+        self.dropped_rows = dropped_rows
+        self._dropped_counted = 0
+        self.requests = _Children(series.requests)
+        self.duration = _Children(series.duration)
+        self.ttft = _Children(series.ttft)
+        self.tpot = _Children(series.tpot)
+        self.tokens = _Children(series.tokens)
+        self.in_flight = _Children(series.in_flight)
+        self.endings = _Children(series.endings)
+        self.rate_limited = _Children(series.rate_limited)
+        self.failovers = _Children(series.failovers)
+        self.limits_unavailable = _Children(series.limits_unavailable)
+        self.auth_failures = _Children(series.auth_failures)
 
     def model_label(self, model: str | None) -> str:
         """The model, if an upstream serves it; else ``other`` (labels stay bounded)."""
@@ -193,16 +218,12 @@ class Metrics(Observer):
         return OTHER
 
     def begin(self, request: GatewayRequest, record: RequestRecord) -> Tap | None:
-        if not conf.METRICS:
-            return None
         return MetricsTap(self.in_flight(self.model_label(record.model)))
 
     def finish(self, record: RequestRecord) -> None:
-        if not conf.METRICS:
-            return
         model = self.model_label(record.model)
         stream = "true" if record.stream else "false"
-        key = (record.api_key.name if record.api_key else "",) if _KEY else ()
+        key = (record.api_key.name if record.api_key else "",) if self.key_labels else ()
         self.requests(model, record.upstream or "", str(record.status), stream, *key).inc()
         if record.limited:
             self.count_limited(record.limited)
@@ -231,38 +252,41 @@ class Metrics(Observer):
         else:
             self.rate_limited(limited).inc()
 
+    def count_auth_failure(self, code: str | None) -> None:
+        self.auth_failures(code or "invalid_api_key").inc()
 
-def count_auth_failure(code: str | None) -> None:
-    if conf.METRICS:
-        AUTH_FAILURES.labels(code or "invalid_api_key").inc()
+    def render(self, authorization: bytes | None) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """The ``/metrics`` answer: status, headers (with its length), body; a 401 without
+        the configured token. Both faces send exactly this."""
+        if self.token:
+            expected = f"Bearer {self.token}".encode()
+            if authorization is None or not hmac.compare_digest(authorization.strip(), expected):
+                error = AuthenticationFailed("This endpoint needs the metrics token.")
+                return _answer(401, b"application/json", error.json(), error.headers())
+        self._refresh_gauges()
+        registry = self.series.registry
+        if os.environ.get(MULTIPROCESS_DIR):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        return _answer(200, CONTENT_TYPE_LATEST.encode(), generate_latest(registry))
+
+    def _refresh_gauges(self) -> None:
+        """Values read at scrape time: each upstream's state, and the request log's drops."""
+        series = self.series
+        for upstream in self.pool.upstreams:
+            series.upstream_up.labels(upstream.name).set(0 if upstream.health.dead else 1)
+            series.upstream_in_flight.labels(upstream.name).set(upstream.in_flight)
+        if self.dropped_rows is not None:
+            dropped = self.dropped_rows() - self._dropped_counted
+            if dropped > 0:
+                series.request_log_dropped.inc(dropped)
+                self._dropped_counted += dropped
 
 
-def render(
-    authorization: bytes | None, pool: UpstreamPool
+def _answer(
+    status: int, content_type: bytes, body: bytes, extra: Sequence[tuple[bytes, bytes]] = ()
 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """The ``/metrics`` answer: status, headers, body (a 401 without the configured token)."""
-    token = conf.METRICS_TOKEN
-    if token:
-        expected = f"Bearer {token}".encode()
-        if authorization is None or not hmac.compare_digest(authorization.strip(), expected):
-            error = AuthenticationFailed("This endpoint needs the metrics token.")
-            return 401, [(b"content-type", b"application/json"), *error.headers()], error.json()
-    _refresh_gauges(pool)
-    registry = REGISTRY
-    if os.environ.get(MULTIPROCESS_DIR):
-        from prometheus_client import multiprocess
-
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-    return 200, [(b"content-type", CONTENT_TYPE_LATEST.encode())], generate_latest(registry)
-
-
-def _refresh_gauges(pool: UpstreamPool) -> None:
-    """Values read at scrape time: each upstream's state, and the request log's drops."""
-    for upstream in pool.upstreams:
-        UPSTREAM_UP.labels(upstream.name).set(0 if upstream.health.dead else 1)
-        UPSTREAM_IN_FLIGHT.labels(upstream.name).set(upstream.in_flight)
-    dropped = request_log.writer.dropped - request_log.writer.dropped_counted
-    if dropped > 0:
-        REQUEST_LOG_DROPPED.inc(dropped)
-        request_log.writer.dropped_counted += dropped
+    headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body)), *extra]
+    return status, headers, body

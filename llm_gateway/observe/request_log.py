@@ -25,7 +25,6 @@ from asgiref.sync import sync_to_async
 from django.db import DatabaseError, IntegrityError, close_old_connections, connection, transaction
 from django.db.models import F
 
-from ..conf import conf
 from ..core.hooks import Observer
 from ..core.record import RequestRecord
 
@@ -166,20 +165,21 @@ def _add(model: Any, identity: dict[str, Any], extra: dict[str, Any], **amounts:
 
 
 class RequestLogWriter:
-    """The queue and the task that drains it, one per process."""
+    """The queue and the task that drains it, one per runtime. ``queue_size``: rows waiting
+    for the database at most; ``batch``: rows that wake the writer before its second."""
 
-    def __init__(self) -> None:
+    def __init__(self, queue_size: int = 50_000, batch: int = 500) -> None:
+        self.queue_size, self.batch = queue_size, batch
         self._queue: deque[Row] = deque()
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self.dropped = 0
-        self.dropped_counted = 0  # of those, what the metrics have counted already
         self.written = 0
         self._dropping = False
         self._failing = False
 
     def put(self, row: Row) -> None:
-        if len(self._queue) >= conf.REQUEST_LOG_QUEUE:
+        if len(self._queue) >= self.queue_size:
             self.dropped += 1
             if not self._dropping:
                 self._dropping = True
@@ -190,7 +190,7 @@ class RequestLogWriter:
             return
         self._queue.append(row)
         self._ensure_started()
-        if len(self._queue) >= conf.REQUEST_LOG_BATCH and self._wake is not None:
+        if len(self._queue) >= self.batch and self._wake is not None:
             self._wake.set()
 
     @property
@@ -249,10 +249,11 @@ class RequestLogWriter:
             logger.warning("request log: %d rows not written at shutdown", len(self._queue))
 
 
-writer = RequestLogWriter()
-
-
 class RequestLogObserver(Observer):
+    """Each record, as a row, into the writer's queue."""
+
+    def __init__(self, writer: RequestLogWriter) -> None:
+        self.writer = writer
+
     def finish(self, record: RequestRecord) -> None:
-        if conf.REQUEST_LOG:
-            writer.put(row_of(record))
+        self.writer.put(row_of(record))

@@ -11,16 +11,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..conf import conf
 from ..core.hooks import Observer, Tap
 from ..core.record import RequestRecord
 from ..core.request import GatewayRequest
+from ..sse.boundary import DONE
 from ..sse.chunks import Chunk, chunk_text, decode_chunks, finish_reason
 from ..sse.decoder import SSEDecoder
 
 logger = logging.getLogger("llm_gateway.responses")
 MARKER = "...[truncated]"
-DONE = b"[DONE]"
 
 
 def enabled() -> bool:
@@ -221,10 +220,14 @@ class ResponseTap(Tap):
 
 
 class ResponseLog(Observer):
-    """Logs each request as it arrives, and its answer once it ended (when turned on)."""
+    """Logs each request as it arrives, and its answer once it ended (the runtime adds it
+    when ``LLM_GATEWAY_LOG_RESPONSES`` is on), content cut at ``max_chars``."""
+
+    def __init__(self, max_chars: int = 2048) -> None:
+        self.max_chars = max_chars
 
     def begin(self, request: GatewayRequest, record: RequestRecord) -> Tap | None:
-        if not conf.LOG_RESPONSES or not enabled():
+        if not enabled():
             return None
         log_request(request.method, request.path, request.payload, len(request.body))
-        return ResponseTap(record, conf.LOG_MAX_CHARS)
+        return ResponseTap(record, self.max_chars)

@@ -2,6 +2,6 @@
 the upgrade (before accept), limited and metered like any request. ``RealtimeRelay`` is a
 plain ASGI application: mount it in a project's ``ProtocolTypeRouter`` (project/asgi.py)."""
 
-from .app import RealtimeRelay, going_away
+from .app import RealtimeRelay
 
-__all__ = ["RealtimeRelay", "going_away"]
+__all__ = ["RealtimeRelay"]

@@ -22,37 +22,31 @@ from urllib.parse import parse_qs
 
 import aiohttp
 
-from .. import gateway
-from ..authentication import SCOPE_KEY, authenticate
+from ..asgi.auth import principal_of
 from ..conf import conf
-from ..core.hooks import Admission, Tap
+from ..core.endpoints import REALTIME
+from ..core.lifecycle import Lifecycle
 from ..core.record import RequestRecord
 from ..core.request import GatewayRequest
-from ..errors import EngineDeadError, GatewayError
-from ..request_id import SCOPE_KEY as REQUEST_ID_KEY
-from ..request_id import choose
-from ..types import Receive, Scope, Send
-from ..upstream.pool import Lease
+from ..errors import GatewayError
+from ..ingress.request_id import SCOPE_KEY as REQUEST_ID_KEY
+from ..ingress.request_id import choose
+from ..ingress.types import Receive, Scope, Send
+from ..runtime import Runtime, get_runtime
 from .usage import event_usage
 
 logger = logging.getLogger(__name__)
 
-PATH = "/realtime"  # below the relay prefix
 SUBPROTOCOL = "realtime"
-WS_CLOSE_BASE = 4000  # a close before accept: daphne answers the handshake with 403
 SENDABLE_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011})
-_sessions: set[Session] = set()
-
-
-def going_away() -> int:
-    """Tell every open session to go away (1001): the process drains. Returns how many."""
-    for session in list(_sessions):
-        session.close_soon(1001, "going away: the gateway is shutting down")
-    return len(_sessions)
 
 
 class RealtimeRelay:
-    """An ASGI application for WebSocket scopes: ``path("v1/realtime", RealtimeRelay())``."""
+    """An ASGI application for WebSocket scopes: ``path("v1/realtime", RealtimeRelay())``.
+    ``runtime``: this process's unless one is given (tests)."""
+
+    def __init__(self, runtime: Runtime | None = None) -> None:
+        self._runtime = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
@@ -60,38 +54,43 @@ class RealtimeRelay:
         message = await receive()
         if message["type"] != "websocket.connect":
             return
-        await Session(scope, receive, send).run()
+        runtime = self._runtime or get_runtime()
+        runtime.start()
+        await Session(scope, receive, send, runtime).run()
 
 
 class Session:
-    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    """One session: admitted, leased and observed through the core's lifecycle, as any
+    relayed request is; its frames relayed here."""
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send, runtime: Runtime) -> None:
         self.scope, self.receive, self.send = scope, receive, send
-        self.relay = gateway.get_relay()
+        self.runtime = runtime
         self.upstream_ws: aiohttp.ClientWebSocketResponse | None = None
-        self.lease: Lease | None = None
-        self.admissions: list[Admission] = []
-        self.taps: list[Tap] = []
-        self.record: RequestRecord | None = None
+        self.lifecycle: Lifecycle | None = None
         self.last_frame = time.monotonic()
         self.closing: tuple[int, str] | None = None  # asked by the gateway (drain, idle)
         self._wake = asyncio.Event()
 
+    @property
+    def record(self) -> RequestRecord | None:
+        return self.lifecycle.record if self.lifecycle is not None else None
+
     async def run(self) -> None:
-        gateway.start()
         try:
             await self._open()
         except GatewayError as exc:
-            if self.record is not None:
-                self.record.status = exc.status
+            if self.lifecycle is not None:
+                self.lifecycle.record.status = exc.status
                 self._end(f"error:{exc.code}")
-            await self.send({"type": "websocket.close", "code": WS_CLOSE_BASE + exc.status})
+            await self.send({"type": "websocket.close", "code": exc.close_code()})
             self._finish()
             return
-        _sessions.add(self)
+        self.runtime.sessions.add(self)
         try:
             await self._relay()
         finally:
-            _sessions.discard(self)
+            self.runtime.sessions.discard(self)
             await self._close_upstream()
             self._finish()
 
@@ -99,9 +98,8 @@ class Session:
         """Everything that can refuse the session, before the client's upgrade is accepted."""
         scope = self.scope
         offered = list(scope.get("subprotocols") or ())
-        principal = scope.get(SCOPE_KEY)
-        if principal is None:  # mounted without the gateway's middleware: fail closed anyway
-            principal = await authenticate(scope["headers"], offered)
+        # Mounted without the gateway's middleware: checked here, fail closed anyway.
+        principal = await principal_of(scope, self.runtime)
         query = scope.get("query_string", b"")
         model = (parse_qs(query.decode("latin-1")).get("model") or [None])[0]
         incoming = next((v for n, v in scope["headers"] if n == b"x-request-id"), None)
@@ -109,7 +107,7 @@ class Session:
         client = scope.get("client")
         request = GatewayRequest(
             "GET",
-            PATH,
+            REALTIME,
             query,
             scope["headers"],
             b"",
@@ -118,34 +116,16 @@ class Session:
             f"{client[0]}" if client else None,
             payload={"model": model} if model else None,
         )
-        self.record = record = RequestRecord(request_id, "GET", PATH, principal, request.client)
+        self.lifecycle = lifecycle = self.runtime.relay.session(request)
+        record = lifecycle.record
         record.model, record.stream = model, True
-        for observer in self.relay.observers:
-            if (tap := observer.begin(request, record)) is not None:
-                self.taps.append(tap)
-        for policy in self.relay.policies:
-            if (admission := await policy.admit(request, record)) is not None:
-                self.admissions.append(admission)
-        self.lease = lease = self.relay.pool.acquire(model)
-        upstream = lease.upstream
+        await lifecycle.admit()
+        upstream = lifecycle.dispatch.acquire(model)
         record.upstream = upstream.name
-        url = "ws" + upstream.url.removeprefix("http") + PATH
-        if query:
-            url += "?" + query.decode("latin-1")
         protocols = (SUBPROTOCOL,) if SUBPROTOCOL in offered else ()
-        try:
-            self.upstream_ws = await upstream.session().ws_connect(
-                url,
-                headers=dict(upstream.auth_headers()),
-                protocols=protocols,
-                max_msg_size=conf.WS_MAX_FRAME_BYTES,
-                autoping=True,
-                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
-            )
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise EngineDeadError(
-                f"The engine's realtime endpoint cannot be reached: {exc}"
-            ) from exc
+        self.upstream_ws = await upstream.websocket(
+            REALTIME, query, protocols, conf.WS_MAX_FRAME_BYTES
+        )
         accept: dict[str, Any] = {"type": "websocket.accept"}
         if protocols:
             accept["subprotocol"] = SUBPROTOCOL  # never the key-bearing one
@@ -253,9 +233,9 @@ class Session:
                 return
 
     def _end(self, ending: str) -> None:
-        """How the session ended: the first side to say counts."""
-        if self.record is not None and self.record.ending is None:
-            self.record.ending = ending
+        """How the session ended: the first side to say counts (it frees the replica)."""
+        if self.lifecycle is not None:
+            self.lifecycle.end(ending)
 
     def close_soon(self, code: int, reason: str) -> None:
         self.closing = (code, reason)
@@ -276,21 +256,9 @@ class Session:
                 await asyncio.wait_for(ws.close(code=_valid_close(code)), 2.0)
 
     def _finish(self) -> None:
-        record = self.record
-        if self.lease is not None:
-            self.lease.release()
-            self.lease = None
-        if record is None:
-            return
-        self._end(record.ending or "done")
-        record.duration = record.since_start()
-        steps = [a.settle for a in self.admissions] + [t.finish for t in self.taps]
-        for step in steps + [o.finish for o in self.relay.observers]:
-            try:
-                step(record)
-            except Exception:
-                logger.exception("%r failed on realtime session %s", step, record.request_id)
-        self.admissions, self.taps = [], []
+        if self.lifecycle is not None:
+            self.lifecycle.close()  # ends it "done" if nothing said otherwise
+            self.lifecycle = None
 
 
 def _valid_close(code: int) -> int:

@@ -34,6 +34,9 @@ class Choice(msgspec.Struct, gc=False):
 
 
 class Chunk(msgspec.Struct, gc=False):
+    id: Any = None
+    object: Any = None
+    created: Any = None
     model: str | None = None
     choices: list[Choice] = []
     usage: dict[str, Any] | None = None
@@ -91,6 +94,9 @@ def _read_general(payload: bytes) -> Chunk | None:
     if not isinstance(data, dict):
         return None
     return Chunk(
+        id=data.get("id"),
+        object=data.get("object"),
+        created=data.get("created"),
         model=_str_or_none(data.get("model")),
         choices=[_read_choice(c) for c in _list(data.get("choices")) if isinstance(c, dict)],
         usage=data["usage"] if isinstance(data.get("usage"), dict) else None,

@@ -1,8 +1,8 @@
 """Passive health: what real requests tell of a replica, as a circuit breaker.
 
-``EJECT_FAILURES`` failures in a row (refused, reset, 5xx, a stream broken by the engine)
+``eject_failures`` failures in a row (refused, reset, 5xx, a stream broken by the engine)
 eject the replica for a cooldown; each ejection that follows without a success in between
-doubles it, up to ``EJECT_MAX_SECONDS``. After the cooldown one trial request is let through
+doubles it, up to ``eject_max_seconds``. After the cooldown one trial request is let through
 (half-open): its success closes the circuit, its failure ejects again. A 429 with
 ``Retry-After`` keeps requests off the replica that long. All of it per process: ``/health``
 shows each replica's view (README "Several engines").
@@ -12,17 +12,34 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
-from ..conf import conf
+from .options import BreakerOptions
 
 logger = logging.getLogger(__name__)
 
 
 class Breaker:
-    __slots__ = ("name", "failures", "ejected_until", "cooldown", "trial", "throttled_until")
+    __slots__ = (
+        "name",
+        "options",
+        "clock",
+        "failures",
+        "ejected_until",
+        "cooldown",
+        "trial",
+        "throttled_until",
+    )
 
-    def __init__(self, name: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        options: BreakerOptions | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.name = name
+        self.options = options or BreakerOptions()
+        self.clock = clock  # monotonic seconds (tests give their own)
         self.failures = 0  # in a row
         self.ejected_until = 0.0  # monotonic; 0: not ejected
         self.cooldown = 0.0  # the last ejection's; 0: none since the last success
@@ -33,17 +50,18 @@ class Breaker:
     def state(self) -> str:
         if not self.ejected_until:
             return "closed"
-        return "half_open" if time.monotonic() >= self.ejected_until else "open"
+        return "half_open" if self.clock() >= self.ejected_until else "open"
 
-    def available(self, now: float) -> bool:
+    def available(self) -> bool:
+        now = self.clock()
         if now < self.throttled_until:
             return False
         if not self.ejected_until:
             return True
         return now >= self.ejected_until and not self.trial
 
-    def picked(self, now: float) -> None:
-        if self.ejected_until and now >= self.ejected_until:
+    def picked(self) -> None:
+        if self.ejected_until and self.clock() >= self.ejected_until:
             self.trial = True  # until this request says how the replica is
 
     def succeeded(self) -> None:
@@ -53,12 +71,13 @@ class Breaker:
 
     def failed(self) -> None:
         self.failures += 1
-        if self.trial or (not self.ejected_until and self.failures >= conf.EJECT_FAILURES):
-            first = conf.EJECT_SECONDS
+        options = self.options
+        if self.trial or (not self.ejected_until and self.failures >= options.eject_failures):
+            first = options.eject_seconds
             self.cooldown = min(
-                self.cooldown * 2 if self.cooldown else first, conf.EJECT_MAX_SECONDS
+                self.cooldown * 2 if self.cooldown else first, options.eject_max_seconds
             )
-            self.ejected_until = time.monotonic() + self.cooldown
+            self.ejected_until = self.clock() + self.cooldown
             self.trial = False
             logger.warning(
                 "upstream %s ejected for %.1f s after %d failures in a row",
@@ -68,10 +87,10 @@ class Breaker:
             )
 
     def throttle(self, seconds: float) -> None:
-        self.throttled_until = max(self.throttled_until, time.monotonic() + seconds)
+        self.throttled_until = max(self.throttled_until, self.clock() + seconds)
 
     def ejected_for(self) -> float | None:
         """Seconds of cooldown left (for /health), None when not ejected."""
         if not self.ejected_until:
             return None
-        return max(self.ejected_until - time.monotonic(), 0.0)
+        return max(self.ejected_until - self.clock(), 0.0)

@@ -5,12 +5,12 @@ with keep-alive, closed at shutdown. aiohttp rather than httpx: measured in
 ``docs/performance.md`` (httpx's pool slows down under concurrency). Timeouts: connect, and
 the longest silence between two reads; no total cap, so long streams are never cut.
 
-A session is rebuilt when the pool size or the timeouts change; the old one is closed at
-shutdown, not at once (requests may still be running on it). A session of an event loop that
-is gone is closed with that loop's connector, without awaiting on another loop.
+Its options are values given when it is built (a changed setting builds a new runtime, with
+new replicas). A session of an event loop that is gone is closed with that loop's connector,
+without awaiting on another loop.
 
 ``Answer`` wraps aiohttp's response so that the core never sees aiohttp: its reads raise
-``GatewayError`` (through ``answers.failure``, the one mapping) and nothing else.
+``GatewayError`` (through ``errors.failure``, the one mapping) and nothing else.
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from ..conf import conf
-from ..errors import EngineGenerateError, GatewayError
-from .answers import STALE_CONNECTION_ERRORS, Stage, failure
+from ..errors import EngineDeadError, EngineGenerateError, GatewayError
 from .breaker import Breaker
+from .config import ReplicaSpec
+from .errors import STALE_CONNECTION_ERRORS, Stage, failure
 from .health import Watchdog
+from .options import UpstreamOptions
+from .tokenizer import Tokenizer
 
 EVENT_STREAM = "text/event-stream"
 
@@ -110,7 +112,9 @@ class Upstream:
         weight: float = 1.0,
         connect_timeout: float | None = None,
         read_timeout: float | None = None,
+        options: UpstreamOptions | None = None,
     ) -> None:
+        self.options = options = options or UpstreamOptions()
         self.url = url.rstrip("/")
         self.api_key = api_key
         self.name = name or _without_userinfo(self.url)
@@ -118,14 +122,29 @@ class Upstream:
         # What it serves: as configured, else as its /models said (the watchdog asks).
         self.models: set[str] = set(models or ())
         self.weight = weight
-        self.timeouts = (connect_timeout, read_timeout)  # None: the global settings
+        # This replica's own timeouts, else the shared ones.
+        self.connect_timeout = connect_timeout or options.connect_timeout
+        self.read_timeout = read_timeout or options.read_timeout
         self.in_flight = 0  # requests of this process on this replica right now
         self.finished = 0  # requests that ended here (the watchdog's sign of traffic)
-        self.health = Watchdog(self)
-        self.breaker = Breaker(self.name)
+        self.tokenizer = Tokenizer(self)  # its own, if it has one (found by the watchdog)
+        self.health = Watchdog(self, options.watchdog, options.on_dead)
+        self.breaker = Breaker(self.name, options.breaker)
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
-        self._settings: tuple[int, float, float] | None = None
-        self._retired: list[aiohttp.ClientSession] = []
+
+    @classmethod
+    def from_spec(cls, spec: ReplicaSpec, options: UpstreamOptions | None = None) -> Upstream:
+        """A replica as ``LLM_GATEWAY_UPSTREAMS`` describes it."""
+        return cls(
+            spec.url,
+            spec.api_key,
+            spec.name or None,
+            models=spec.models,
+            weight=spec.weight,
+            connect_timeout=spec.connect_timeout,
+            read_timeout=spec.read_timeout,
+            options=options,
+        )
 
     def __repr__(self) -> str:
         return f"Upstream({self.name!r})"
@@ -149,20 +168,18 @@ class Upstream:
 
     def session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
-        connect, read = self.timeouts
-        wanted = (conf.POOL_SIZE, connect or conf.CONNECT_TIMEOUT, read or conf.READ_TIMEOUT)
         session = self._sessions.get(loop)
-        if session is not None and not session.closed and wanted == self._settings:
-            return session
         if session is not None and not session.closed:
-            self._retired.append(session)  # requests may still run on it: closed at shutdown
+            return session
         self._forget_dead_loops()
-        self._settings = wanted
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.connect_timeout, sock_read=self.read_timeout
+        )
         session = self._sessions[loop] = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
-                limit=wanted[0], keepalive_timeout=30, enable_cleanup_closed=False
+                limit=self.options.pool_size, keepalive_timeout=30, enable_cleanup_closed=False
             ),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=wanted[1], sock_read=wanted[2]),
+            timeout=timeout,
             auto_decompress=False,  # bytes pass through as the engine sent them
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
             raise_for_status=False,
@@ -225,15 +242,33 @@ class Upstream:
         except STALE_CONNECTION_ERRORS as exc:
             raise EngineGenerateError("The engine closed the connection before answering.") from exc
 
+    async def websocket(
+        self, path: str, query: bytes, protocols: tuple[str, ...], max_frame: int
+    ) -> aiohttp.ClientWebSocketResponse:
+        """This replica's WebSocket at ``path`` (realtime); a failure to connect is a
+        ``GatewayError``. The connection answers pings, and waits for frames without limit."""
+        url = "ws" + self.url.removeprefix("http") + path
+        if query:
+            url += "?" + query.decode("latin-1")
+        try:
+            return await self.session().ws_connect(
+                url,
+                headers=dict(self.auth_headers()),
+                protocols=protocols,
+                max_msg_size=max_frame,
+                autoping=True,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
+            )
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise EngineDeadError(
+                f"The engine's realtime endpoint cannot be reached: {exc}"
+            ) from exc
+
     async def aclose(self) -> None:
-        """Stop the health probe and close this loop's sessions (and retired ones)."""
+        """Stop the health probe and close this loop's session."""
         await self.health.aclose()
-        loop = asyncio.get_running_loop()
-        closing = [*self._retired]
-        if (session := self._sessions.pop(loop, None)) is not None:
-            closing.append(session)
-        self._retired.clear()
-        for session in closing:
+        session = self._sessions.pop(asyncio.get_running_loop(), None)
+        if session is not None:
             with contextlib.suppress(Exception):
                 await session.close()
         self._forget_dead_loops()

@@ -8,8 +8,9 @@ generation when any other request arrives.
 
 After ``WATCHDOG_FAILURES`` failed probes in a row the engine is dead: /health answers 503
 and relay requests fail fast with 503 instead of each waiting for a connect timeout. The
-first good probe makes it alive again. With ``EXIT_ON_ENGINE_DEATH`` the process stops itself
-(SIGTERM, so the server shuts down cleanly), as vLLM does unless told to stay alive.
+first good probe makes it alive again. Whoever built the replica is told of a death
+(``on_dead``): the runtime may then stop the process (``LLM_GATEWAY_EXIT_ON_ENGINE_DEATH``),
+as vLLM does unless told to stay alive; this module never decides that itself.
 """
 
 from __future__ import annotations
@@ -18,17 +19,17 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-import os
-import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
 import orjson
 
-from ..conf import conf
 from ..errors import GatewayError
+from .options import WatchdogOptions
+from .tokenizer import SERIALIZED, Tokenizer
 
 
 class Probed(Protocol):
@@ -41,6 +42,7 @@ class Probed(Protocol):
     configured_models: frozenset[str] | None  # given in the settings: nothing to discover
     in_flight: int
     finished: int
+    tokenizer: Tokenizer
 
     @property
     def origin(self) -> str: ...
@@ -60,7 +62,6 @@ class Probed(Protocol):
 
 
 logger = logging.getLogger(__name__)
-DISCOVERY_SECONDS = 60.0
 # The gateway's own requests say so: an engine's logs (and the tests) tell them from clients'.
 PROBE_AGENT = ("User-Agent", "llm-gateway-watchdog")
 
@@ -74,8 +75,15 @@ class EngineState:
 
 
 class Watchdog:
-    def __init__(self, upstream: Probed) -> None:
+    def __init__(
+        self,
+        upstream: Probed,
+        options: WatchdogOptions | None = None,
+        on_dead: Callable[[str], None] | None = None,
+    ) -> None:
         self.upstream = upstream
+        self.options = options or WatchdogOptions()
+        self.on_dead = on_dead
         self.status = EngineState()
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -114,14 +122,16 @@ class Watchdog:
             quiet = upstream.finished == seen
             if poked or (idle and (quiet or self.status.state != "alive")):
                 await self.probe_once()
+            if upstream.configured_models is None and time.monotonic() >= self._discover_at:
+                await self._discover(idle)
             seen = upstream.finished
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), conf.WATCHDOG_INTERVAL)
+                await asyncio.wait_for(self._wake.wait(), self.options.interval)
 
     def _probe_urls(self) -> list[str]:
-        origin = self.upstream.origin
-        if conf.HEALTH_PATH:
-            return [origin + "/" + conf.HEALTH_PATH.lstrip("/")]
+        origin, path = self.upstream.origin, self.options.health_path
+        if path:
+            return [origin + "/" + path.lstrip("/")]
         models = self.upstream.url + "/models"
         return [models] if self._use_models_path else [origin + "/health", models]
 
@@ -134,26 +144,24 @@ class Watchdog:
         except Exception as exc:  # a probe must never kill the watchdog
             reason = f"health probe failed: {type(exc).__name__}"
         self._record(reason)
-        now = time.monotonic()
-        if (
-            not reason
-            and self.upstream.configured_models is None
-            and self.upstream.in_flight == 0
-            and now >= self._discover_at
-        ):
-            self._discover_at = now + DISCOVERY_SECONDS
-            await self._discover()
 
-    async def _discover(self) -> None:
-        """What the replica serves, from its ``/models`` (labels the metrics by model)."""
-        timeout = aiohttp.ClientTimeout(total=max(0.5, min(conf.WATCHDOG_INTERVAL, 10.0)))
+    async def _discover(self, idle: bool) -> None:
+        """What the replica serves, from its ``/models`` (labels the metrics by model): at
+        start and every ``discovery_seconds``, busy or not (a /models read is cheap, and a
+        replica under steady load is never idle), but for an engine that serves one request
+        at a time (llama-cpp-python), which is asked only while idle. Its tokenizer is looked
+        for once, while idle (``tokenizer``)."""
+        upstream = self.upstream
+        serialized = upstream.tokenizer.kind == SERIALIZED
+        if not idle and serialized:
+            return
         try:
             answer = await self.upstream.send(
                 "GET",
                 self.upstream.url + "/models",
                 headers=[*self.upstream.auth_headers(), PROBE_AGENT],
                 body=None,
-                timeout=timeout,
+                timeout=self._timeout(),
                 probe=True,
             )
             try:
@@ -163,13 +171,18 @@ class Watchdog:
         except (GatewayError, orjson.JSONDecodeError):
             return
         data = listing.get("data") if isinstance(listing, dict) else None
-        if isinstance(data, list):
-            found = {m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)}
-            self.upstream.models = found
+        if not isinstance(data, list):
+            return
+        found = {m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)}
+        upstream.models = found
+        self._discover_at = time.monotonic() + self.options.discovery_seconds  # else: next round
+        if idle and not upstream.tokenizer.searched and upstream.in_flight == 0:
+            headers = [*upstream.auth_headers(), PROBE_AGENT]
+            await upstream.tokenizer.discover(min(found) if found else None, headers)
 
     async def _probe(self) -> str:
         """'' when the engine answered well, else why not."""
-        timeout = aiohttp.ClientTimeout(total=max(0.5, min(conf.WATCHDOG_INTERVAL, 10.0)))
+        timeout = self._timeout()
         reason = "no probe"
         for url in self._probe_urls():
             answer = await self.upstream.send(
@@ -184,7 +197,7 @@ class Watchdog:
                 await answer.read()
             finally:
                 answer.release()
-            if answer.status == 404 and not conf.HEALTH_PATH and url.endswith("/health"):
+            if answer.status == 404 and not self.options.health_path and url.endswith("/health"):
                 self._use_models_path = True  # llama.cpp's server has no /health
                 continue
             if answer.status < 500:
@@ -202,7 +215,7 @@ class Watchdog:
             return
         status.failures += 1
         status.reason = reason
-        if status.failures >= conf.WATCHDOG_FAILURES and status.state != "dead":
+        if status.failures >= self.options.failures and status.state != "dead":
             status.state = "dead"
             logger.error(
                 "engine %s declared dead after %d failed probes: %s",
@@ -210,9 +223,12 @@ class Watchdog:
                 status.failures,
                 reason,
             )
-            if conf.EXIT_ON_ENGINE_DEATH:
-                logger.error("LLM_GATEWAY_EXIT_ON_ENGINE_DEATH is set: stopping this process")
-                os.kill(os.getpid(), signal.SIGTERM)
+            if self.on_dead is not None:
+                self.on_dead(self.upstream.name)
+
+    def _timeout(self) -> aiohttp.ClientTimeout:
+        """A probe waits at most one interval (between 0.5 and 10 s)."""
+        return aiohttp.ClientTimeout(total=max(0.5, min(self.options.interval, 10.0)))
 
     async def aclose(self) -> None:
         if self._task is not None and not self._task.done():

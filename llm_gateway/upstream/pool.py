@@ -9,12 +9,12 @@ how the request went to the replica's breaker.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Collection
 
 from ..errors import EngineDeadError, ModelNotFound
 from . import balance
 from .client import Upstream
+from .options import PoolOptions
 
 
 class Lease:
@@ -47,15 +47,11 @@ class Lease:
 
 
 class UpstreamPool:
-    def __init__(
-        self,
-        upstreams: list[Upstream],
-        routing: str = "least_outstanding",
-        load_factor: float = 1.25,
-    ) -> None:
+    def __init__(self, upstreams: list[Upstream], options: PoolOptions | None = None) -> None:
         self.upstreams = upstreams
-        self.routing = routing
-        self.load_factor = load_factor
+        options = options or PoolOptions()
+        self.routing = options.routing
+        self.load_factor = options.load_factor
         self._round_robin = balance.RoundRobin()
         self._ring = balance.Ring(upstreams) if upstreams else None
 
@@ -79,15 +75,14 @@ class UpstreamPool:
             if tried:
                 raise EngineDeadError("The engine failed and there is no other replica.")
             return Lease(upstream, judged=False)
-        now = time.monotonic()
         serving = [u for u in upstreams if u.serves(model)]
         candidates = [
-            u for u in serving if u not in tried and not u.health.dead and u.breaker.available(now)
+            u for u in serving if u not in tried and not u.health.dead and u.breaker.available()
         ]
         if not candidates:
             raise self._none_available(model, serving)
         upstream = self._choose(candidates, affinity)
-        upstream.breaker.picked(now)
+        upstream.breaker.picked()
         return Lease(upstream)
 
     def _choose(self, candidates: list[Upstream], affinity: bytes | None) -> Upstream:
@@ -106,12 +101,8 @@ class UpstreamPool:
         return EngineDeadError(f"No replica{which} is available ({reasons}).")
 
     def alive(self) -> list[Upstream]:
-        now = time.monotonic()
-        return [
-            u
-            for u in self.upstreams
-            if not u.health.dead and (not u.breaker.ejected_until or now >= u.breaker.ejected_until)
-        ]
+        """The replicas neither dead nor ejected (for /health and /ready)."""
+        return [u for u in self.upstreams if not u.health.dead and u.breaker.state != "open"]
 
     def start(self) -> None:
         """Start each replica's watchdog on the running loop (again after a loop change)."""
@@ -129,6 +120,6 @@ def _why_not(upstream: Upstream) -> str:
     left = upstream.breaker.ejected_for()
     if left is not None:
         return f"ejected after {upstream.breaker.failures} failures, {left:.1f} s left"
-    if time.monotonic() < upstream.breaker.throttled_until:
+    if upstream.breaker.clock() < upstream.breaker.throttled_until:
         return "asked to wait (Retry-After)"
     return "already tried"

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from llm_gateway import reports
+from llm_gateway.reporting import queries as reports
 
 COLUMNS: tuple[str, ...] = (
     "key",
