@@ -5,7 +5,8 @@
 Features: ``logging`` (response logging), ``usage`` (usage accounting and the request log,
 or apart: ``usage-counting``, ``request-log``), ``metrics`` (the Prometheus observer),
 ``limits`` (a key with every limit set against one with none; with ``REDIS_URL`` set, the
-limits are in that Redis), ``routing`` (three replicas, three fake engines, against one).
+limits are in that Redis), ``routing`` (three replicas, three fake engines, against one),
+``validation`` (the request checks of ``core/validate.py`` against the table emptied).
 bench/run.sh measures each target once, one after the other, so machine noise between two
 targets (seen up to 10% on two processes running the same code) lands in the on/off ratio.
 Here two gateways (the feature off, on) run side by side (on SQLite files of their own, or
@@ -65,6 +66,8 @@ FEATURES = {  # feature: the settings that turn it on (off: each one "false")
     "limits": ("BENCH_KEY_LIMITS",),
     # Three replicas (three fake engines, least_outstanding) against one.
     "routing": (),
+    # core/validate.py's checks against the same gateway with its table emptied.
+    "validation": (),
 }
 REPLICA_PORTS = (9111, 9112, 9113)
 
@@ -79,6 +82,8 @@ def start_gateway(port: int, feature: str, on: bool, workdir: Path) -> subproces
     if feature == "routing" and on:
         replicas = [{"url": f"http://127.0.0.1:{p}/v1", "name": f"r{p}"} for p in REPLICA_PORTS]
         env["LLM_GATEWAY_UPSTREAMS"] = json.dumps(replicas)
+    if feature == "validation" and not on:
+        env["GATEWAY_APP"] = "bench.asgi_without_validation:application"
     out = open(workdir / f"gateway-{port}.log", "wb")  # noqa: SIM115 (closed with the process)
     return subprocess.Popen(
         ["bash", "bench/start_gateway.sh", str(port), KEY],

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import logging
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,6 +15,12 @@ from django.conf import settings
 from django.db import connections
 
 from . import servers
+
+# Under PYTHONDEVMODE asyncio notes every step slower than 0.1 s; on a busy 2-core machine that
+# is any step. Those notes go to stderr, not into caplog, where tests count their own records.
+_asyncio_log = logging.getLogger("asyncio")
+_asyncio_log.propagate = False
+_asyncio_log.addHandler(logging.StreamHandler(sys.stderr))
 
 
 def database_url() -> str:

@@ -169,7 +169,8 @@ def test_database_outage_serves_cached_keys_and_backs_off(monkeypatch, caplog):
     attempts = down_fetches[:-1]  # the last one: the never-seen key
     assert len(attempts) == 5, attempts
     assert all(b - a > 0.1 for a, b in zip(attempts, attempts[1:], strict=False))
-    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+    said = [r for r in caplog.records if r.name == "llm_gateway.keys.store"]  # not asyncio's
+    assert [r.getMessage().split(":")[0] for r in said] == [  # debug notes on a slow step
         "API key store unreachable, serving cached keys",
         "API key store reachable again",
     ]

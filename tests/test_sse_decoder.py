@@ -2,11 +2,7 @@
 
 import pytest
 
-from llm_gateway.sse.decoder import (
-    ServerSentEvent,
-    SSEDecoder,
-    encode_event,
-)
+from llm_gateway.sse import ServerSentEvent, SSEDecoder, encode_event
 
 E = ServerSentEvent
 
@@ -174,3 +170,12 @@ def test_data_payloads_as_bytes_and_an_empty_chunk_keeps_a_split_crlf():
     assert decoder.data_payloads(b"data: a\r") == []
     assert decoder.data_payloads(b"") == []  # the CR's LF may still come
     assert decoder.data_payloads(b"\ndata: b\n\n") == [b"a\nb"]
+
+
+def test_the_package_exports_the_decoder_the_relay_issue_named():
+    """``from llm_gateway.sse import SSEDecoder`` is a fixed interface (issue 23, item 6)."""
+    import llm_gateway.sse
+    from llm_gateway.sse import decoder
+
+    assert llm_gateway.sse.SSEDecoder is decoder.SSEDecoder
+    assert "SSEDecoder" in llm_gateway.sse.__all__

@@ -1,10 +1,13 @@
 """Engine liveness: a background probe per replica and process, as vLLM's watchdog watches its
 engine.
 
-The probe is skipped while the replica has requests in flight or finished one since the last
-look (its ``in_flight`` and ``finished`` counts, kept by the pool's leases): a busy engine is
-not probed at all, and some engines (llama-cpp-python's server) interrupt a running
-generation when any other request arrives.
+The liveness probe is skipped while the replica has requests in flight or finished one since
+the last look (its ``in_flight`` and ``finished`` counts, kept by the pool's leases): a busy
+engine is not probed for liveness, and some engines (llama-cpp-python's server) interrupt a
+running generation when any other request arrives. Model discovery (``/v1/models``, cheap)
+runs at start and every ``discovery_seconds`` busy or not, so a process under steady load
+still labels its requests by model; only a replica known to serve one request at a time is
+left to its idle moments. The engine's tokenizer endpoint is found once, while idle.
 
 After ``WATCHDOG_FAILURES`` failed probes in a row the engine is dead: /health answers 503
 and relay requests fail fast with 503 instead of each waiting for a connect timeout. The
