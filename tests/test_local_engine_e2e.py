@@ -88,7 +88,9 @@ def test_streamed_content_equals_the_plain_answer(client):
     assert plain and streamed == plain
 
 
-def test_stream_without_usage_chunk_is_fine(client, llama_gateway):
+def test_usage_asked_of_a_stream_comes_though_the_engine_sends_none(client, llama_gateway):
+    """llama-cpp-python ignores ``include_usage``; the gateway sends OpenAI's final usage
+    chunk from its meter (issue 23), before ``[DONE]``."""
     stream = client.chat.completions.create(
         model=MODEL_ALIAS,
         messages=ASK,
@@ -99,7 +101,12 @@ def test_stream_without_usage_chunk_is_fine(client, llama_gateway):
         extra_headers={"X-Request-Id": "llama-usage-1"},
     )
     chunks = list(stream)
-    assert chunks and all(c.usage is None for c in chunks)  # llama.cpp sends none
+    *answer, last = chunks
+    assert answer and all(c.usage is None for c in answer)
+    assert last.choices == [] and last.usage is not None
+    content = [c for c in answer if c.choices and c.choices[0].delta.content]
+    assert last.usage.completion_tokens == len(content) and last.usage.prompt_tokens > 0
+    assert last.usage.total_tokens == last.usage.prompt_tokens + last.usage.completion_tokens
     (line,) = wait_until(
         lambda: [
             line
@@ -107,7 +114,7 @@ def test_stream_without_usage_chunk_is_fine(client, llama_gateway):
             if "llama-usage-1" in line and "stream end=" in line
         ]
     )
-    assert "stream end=done" in line and "usage=unknown" in line
+    assert "stream end=done" in line
     # llama-cpp-python's server frames events with CRLF: the log still has what the client got
     received = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert received and f"content={received}" in llama_gateway.output()
@@ -116,6 +123,23 @@ def test_stream_without_usage_chunk_is_fine(client, llama_gateway):
 def test_invalid_request_is_a_clean_openai_error(client):
     with pytest.raises(openai.APIStatusError) as info:
         client.chat.completions.create(model=MODEL_ALIAS, messages="not a list", max_tokens="many")  # type: ignore[arg-type]
+    error = info.value.body
+    assert set(error) >= {"message", "type", "param", "code"}
+    # Refused by the gateway as OpenAI would (llama-cpp-python answered it with a 500, which
+    # the client saw as a 502 from a broken engine): a 400 naming the field.
+    assert info.value.status_code == 400 and isinstance(info.value, openai.BadRequestError)
+    assert (error["param"], error["code"]) == ("messages", "invalid_type")
+    assert "'messages'" in error["message"]
+
+
+def test_what_the_engine_refuses_is_its_own_clean_error(client):
+    """A request of the right shape the engine still refuses: its error, no traceback."""
+    with pytest.raises(openai.APIStatusError) as info:
+        client.chat.completions.create(
+            model=MODEL_ALIAS,
+            messages=ASK,
+            logit_bias={"1": "not a number"},  # type: ignore[dict-item]
+        )
     error = info.value.body
     assert set(error) >= {"message", "type", "param", "code"}
     message = error["message"]

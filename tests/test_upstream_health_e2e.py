@@ -12,6 +12,7 @@ from .waiting import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
+CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 FAST = {"LLM_GATEWAY_WATCHDOG_INTERVAL": "0.2", "LLM_GATEWAY_WATCHDOG_FAILURES": "2"}
 
 
@@ -46,7 +47,7 @@ def test_engine_death_and_recovery(engine, gateway_env, server_logs, api_key):
             r.json()["engine"]["state"] == "dead"
             and "connect" in r.json()["engine"]["reason"].lower()
         )
-        r = httpx.post(gateway.url + "/v1/chat/completions", json={"model": "m"}, headers=auth)
+        r = httpx.post(gateway.url + "/v1/chat/completions", json=CHAT, headers=auth)
         assert r.status_code == 503 and r.json()["error"]["code"] == "engine_unavailable"
         # Refused from the watchdog's verdict, not after a connect attempt of its own.
         assert r.json()["error"]["message"].startswith("The engine is unavailable:")
@@ -129,7 +130,7 @@ def test_busy_engine_is_not_probed(engine, gateway_env, server_logs, api_key):
             "X-Fake-Chunks": "60",
             "X-Fake-Delay-Ms": "25",
         }
-        body = {"model": "m", "messages": [], "stream": True}
+        body = {**CHAT, "stream": True}
         with httpx.stream(
             "POST", gateway.url + "/v1/chat/completions", json=body, headers=headers
         ) as r:
