@@ -3,8 +3,9 @@
 
 1. Revocation: two gateway processes on one database (as two hosts share PostgreSQL); a key
    is revoked with ``manage.py revoke_api_key`` while both answer it, and each is polled
-   (every 5 ms) until it answers 401. Printed: seconds from the revocation's commit to each
-   process's first 401, against ``LLM_GATEWAY_KEY_CACHE_SECONDS`` (the refresher's period).
+   (every 5 ms) until it answers 401. Printed: the time from the command's return (its commit
+   lies just before) to each process's first 401, against ``LLM_GATEWAY_KEY_CACHE_SECONDS``
+   (the refresher's period).
 2. Drain: a gateway with N paced streams open (20 chunks, 50 ms apart) gets SIGTERM; printed:
    how soon a new connection is refused, how soon after the last stream ended the process
    exited, and whether every stream ended whole.
