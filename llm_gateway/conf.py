@@ -120,6 +120,13 @@ def _parse_prefix(value: Any) -> str | None:
     return text.rstrip("/") or None
 
 
+def _parse_currency(value: Any) -> str:
+    code = str(value).strip().upper()
+    if not (len(code) == 3 and code.isalpha() and code.isascii()):
+        raise ValueError(f"{value!r} is not a three-letter currency code (ISO 4217: USD, EUR)")
+    return code
+
+
 def _parse_networks(value: Any) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return [ipaddress.ip_network(item, strict=False) for item in parse_list(value)]
 
@@ -309,6 +316,11 @@ class Settings:
         1024, int, "The completion tokens a request without max_tokens reserves."
     )
     LIMITS_NAMESPACE = Setting("llm_gateway", str, "Prefix of the limits' Redis keys.")
+
+    # --- money ----------------------------------------------------------------------------
+    CURRENCY = Setting(
+        "USD", _parse_currency, "The currency of the price book, costs and money budgets."
+    )
 
     # --- realtime -------------------------------------------------------------------------
     WS_MAX_FRAME_BYTES = Setting(

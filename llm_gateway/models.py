@@ -1,23 +1,27 @@
 """The app's tables: API keys (a digest, a display prefix, the dates that make a key usable,
-its limits), a user's limits shared by all their keys, the request log, and the daily usage
-rollups kept with it."""
+its limits), a user's and a team's limits shared by all their keys, the price book, the
+request log, and the daily usage rollups kept with it. A team is a Django ``auth.Group``."""
 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.db import close_old_connections, models
 from django.utils import timezone
 
 from . import keys
+from .core.cost import Price
 from .limits.spec import FIELDS as LIMIT_FIELDS
-from .limits.spec import OWNER_LIMITS
+from .limits.spec import OWNER_LIMITS, TEAM_LIMITS
 
-# What the key store keeps of each key (``keys.store``): its row and its owner's limits.
+# What the key store keeps of each key (``keys.store``): its row, its owner's and its team's
+# limits.
 STORE_FIELDS = (
     "id",
     "name",
@@ -26,8 +30,10 @@ STORE_FIELDS = (
     "expires_at",
     "revoked_at",
     "owner_id",
+    "team_id",
     *LIMIT_FIELDS,
     *(OWNER_LIMITS + name for name in LIMIT_FIELDS),
+    *(TEAM_LIMITS + name for name in LIMIT_FIELDS),
 )
 
 
@@ -55,8 +61,20 @@ class LimitFields(models.Model):
     token_budget = models.PositiveBigIntegerField(
         null=True, blank=True, help_text="Tokens per budget period (UTC); empty: no budget."
     )
+    cost_budget = models.DecimalField(
+        "money budget",
+        max_digits=18,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text="LLM_GATEWAY_CURRENCY per budget period (UTC); empty: no budget.",
+    )
     budget_period = models.CharField(
-        max_length=5, choices=[("day", "day"), ("month", "month")], default="day", blank=True
+        max_length=5,
+        choices=[("day", "day"), ("month", "month")],
+        default="day",
+        blank=True,
+        help_text="Of both budgets.",
     )
 
     class Meta:
@@ -68,6 +86,7 @@ class LimitFields(models.Model):
             f"{self.tpm} tpm" if self.tpm else "",
             f"{self.max_parallel} parallel" if self.max_parallel else "",
             f"{self.token_budget}/{self.budget_period}" if self.token_budget else "",
+            f"{self.cost_budget.normalize():f}/{self.budget_period}" if self.cost_budget else "",
             f"models {self.allowed_models}" if self.allowed_models else "",
         ]
         return ", ".join(part for part in parts if part) or "-"
@@ -92,6 +111,14 @@ class ApiKey(LimitFields):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
+    team = models.ForeignKey(  # PROTECT: deleting a team must not free its keys of its limits
+        Group,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="llm_gateway_keys",
+        help_text="The team whose limits and budgets this key counts against as well.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
     expires_at = models.DateTimeField(null=True, blank=True)
@@ -109,10 +136,16 @@ class ApiKey(LimitFields):
 
     @classmethod
     def create(
-        cls, name: str, *, expires_at: dt.datetime | None = None, owner: Any = None, **limits: Any
+        cls,
+        name: str,
+        *,
+        expires_at: dt.datetime | None = None,
+        owner: Any = None,
+        team: Group | None = None,
+        **limits: Any,
     ) -> tuple[ApiKey, str]:
         """Create a key and return it with its raw value, which is never stored or shown again."""
-        instance = cls(name=name, expires_at=expires_at, owner=owner, **limits)
+        instance = cls(name=name, expires_at=expires_at, owner=owner, team=team, **limits)
         raw = instance.set_new_secret()
         instance.save()
         return instance, raw
@@ -146,7 +179,9 @@ class ApiKey(LimitFields):
     def store_rows(cls, prefixes: list[str]) -> dict[str, dict[str, Any]]:
         close_old_connections()  # a dropped database connection is reopened, not reused
         owner_name = models.F("owner__" + get_user_model().USERNAME_FIELD)
-        rows = cls.objects.filter(prefix__in=prefixes).values(*STORE_FIELDS, owner_name=owner_name)
+        rows = cls.objects.filter(prefix__in=prefixes).values(
+            *STORE_FIELDS, owner_name=owner_name, team_name=models.F("team__name")
+        )
         return {row["prefix"]: row for row in rows}
 
     @classmethod
@@ -170,6 +205,66 @@ class UserLimits(LimitFields):
 
     def __str__(self) -> str:
         return f"limits of {self.user}"
+
+
+class TeamLimits(LimitFields):
+    """Limits on a team (a Django group): every key of the team counts against them as well
+    as against its own and its owner's."""
+
+    group = models.OneToOneField(Group, on_delete=models.CASCADE, related_name="llm_gateway_limits")
+
+    class Meta:
+        verbose_name = "team limits"
+        verbose_name_plural = "team limits"
+
+    def __str__(self) -> str:
+        return f"limits of team {self.group}"
+
+
+class ModelPrice(models.Model):
+    """Prices per million tokens for a model name or glob pattern (``llama-3-*``), in
+    LLM_GATEWAY_CURRENCY; the most specific pattern that matches wins. ``version`` counts
+    the row's changes: a request's log row names the version it was priced at."""
+
+    pattern = models.CharField(max_length=200, unique=True, help_text="A model name or glob.")
+    input = models.DecimalField("input per million", max_digits=14, decimal_places=6)
+    cached_input = models.DecimalField(
+        "cached input per million",
+        max_digits=14,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text="Empty: the input price.",
+    )
+    output = models.DecimalField("output per million", max_digits=14, decimal_places=6)
+    version = models.PositiveIntegerField(default=1, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "model price"
+        ordering = ["pattern"]
+
+    def __str__(self) -> str:
+        return self.pattern
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            self.version = models.F("version") + 1
+        super().save(*args, **kwargs)
+        if self.pk is not None:
+            self.refresh_from_db(fields=["version"])
+
+    def as_price(self) -> Price:
+        cached = self.cached_input if self.cached_input is not None else self.input
+        return Price(
+            self.pattern, Decimal(self.input), Decimal(cached), Decimal(self.output), self.version
+        )
+
+    @classmethod
+    def book_rows(cls) -> list[Price]:
+        """The whole price book (``pricing``: read in a worker thread, never per request)."""
+        close_old_connections()
+        return [row.as_price() for row in cls.objects.all()]
 
 
 class RequestLog(models.Model):
@@ -205,6 +300,11 @@ class RequestLog(models.Model):
     tried = models.CharField(  # failover: the replicas that failed before ``upstream``
         max_length=500, blank=True, default=""
     )
+    team = models.CharField(max_length=150, blank=True, default="")  # the key's, then
+    cost = models.DecimalField(  # empty: the model has no price (unpriced)
+        max_digits=18, decimal_places=6, null=True, blank=True
+    )
+    price_version = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         verbose_name = "request"
@@ -230,6 +330,9 @@ class UsageDaily(models.Model):
     completion_tokens = models.BigIntegerField(default=0)
     cached_tokens = models.BigIntegerField(default=0)
     errors = models.BigIntegerField(default=0)
+    team = models.CharField(max_length=150, blank=True, default="")  # the key's team then
+    cost = models.DecimalField(max_digits=20, decimal_places=6, default=Decimal(0))
+    unpriced = models.BigIntegerField(default=0)  # requests whose model had no price
 
     class Meta:
         verbose_name = "daily usage"

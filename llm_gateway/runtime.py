@@ -31,6 +31,7 @@ from .limits import LimitsOptions, LimitsPolicy
 from .observe.metrics import GatewayMetrics
 from .observe.request_log import RequestLogObserver, RequestLogWriter
 from .observe.response_log import ResponseLog
+from .pricing import PricingOptions, PricingPolicy
 from .upstream import (
     BreakerOptions,
     PoolOptions,
@@ -55,6 +56,7 @@ class RuntimeOptions:
     keys: KeyStoreOptions = field(default_factory=KeyStoreOptions)
     auth_prefixes: tuple[str, ...] = ("/v1",)
     limits: LimitsOptions = field(default_factory=LimitsOptions)
+    pricing: PricingOptions = field(default_factory=PricingOptions)
     request_log: bool = True
     request_log_queue: int = 50_000
     request_log_batch: int = 500
@@ -102,6 +104,7 @@ class RuntimeOptions:
                 lease_seconds=conf.LIMITS_LEASE_SECONDS,
                 default_max_tokens=conf.LIMITS_DEFAULT_MAX_TOKENS,
                 namespace=conf.LIMITS_NAMESPACE,
+                currency=conf.CURRENCY,
             ),
             request_log=conf.REQUEST_LOG,
             request_log_queue=conf.REQUEST_LOG_QUEUE,
@@ -147,7 +150,7 @@ class Runtime:
             if options.metrics
             else None
         )
-        from .models import ApiKey  # apps are ready once a runtime is built
+        from .models import ApiKey, ModelPrice  # apps are ready once a runtime is built
 
         self.key_store = KeyStore(options.keys, ApiKey)
         self.authenticator = Authenticator(
@@ -155,8 +158,11 @@ class Runtime:
             options.auth_prefixes,
             self.metrics.count_auth_failure if self.metrics is not None else None,
         )
+        # Pricing first: the limits reserve a money budget from the price it finds, and its
+        # settle step works out the cost that theirs then charges.
+        self.pricing = PricingPolicy(options.pricing, ModelPrice.book_rows)
         self.limits = LimitsPolicy(options.limits)
-        policies: list[Policy] = [self.limits, *_load(options.policies)]
+        policies: list[Policy] = [self.pricing, self.limits, *_load(options.policies)]
         observers: list[Observer] = []
         if options.log_responses:
             observers.append(ResponseLog(options.log_max_chars))

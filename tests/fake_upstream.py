@@ -15,6 +15,7 @@ Knobs, as request headers (the gateway forwards unknown headers):
     X-Fake-No-Usage: 1        report no usage at all (as llama-cpp-python's server in streams;
                               plain answers and the Responses API too)
     X-Fake-Models: a,b        GET /v1/models lists these (default: fake-model)
+    X-Fake-Cached: K          chat usage says K of the 7 prompt tokens were cached
     X-Fake-Repeat: R          each streamed chat chunk's content is its word R times
 Observation:
     GET  /_fake/probes        when GET /health was called (the gateway's watchdog)
@@ -81,8 +82,11 @@ def completion_chunk(content: str, finish: str | None = None) -> dict[str, Any]:
     }
 
 
-def usage(n: int) -> dict[str, int]:
-    return {"prompt_tokens": 7, "completion_tokens": n, "total_tokens": 7 + n}
+def usage(n: int, cached: int | None = None) -> dict[str, Any]:
+    counts: dict[str, Any] = {"prompt_tokens": 7, "completion_tokens": n, "total_tokens": 7 + n}
+    if cached is not None:
+        counts["prompt_tokens_details"] = {"cached_tokens": cached}
+    return counts
 
 
 def sse(payload: Any) -> bytes:
@@ -252,7 +256,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         events.append(sse(chat_chunk(n, None, "stop")))
         no_usage = request.headers.get("X-Fake-No-Usage") == "1"
         if (payload.get("stream_options") or {}).get("include_usage") and not no_usage:
-            events.append(sse({**chat_chunk(n, None), "choices": [], "usage": usage(n)}))
+            final = usage(n, cached_of(request))
+            events.append(sse({**chat_chunk(n, None), "choices": [], "usage": final}))
         events.append(sse("[DONE]"))
         return await stream(request, entry, events)
     text = "".join(content_for(i) for i in range(n))
@@ -271,10 +276,19 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                     "logprobs": None,
                 }
             ],
-            **({} if request.headers.get("X-Fake-No-Usage") == "1" else {"usage": usage(n)}),
+            **(
+                {}
+                if request.headers.get("X-Fake-No-Usage") == "1"
+                else {"usage": usage(n, cached_of(request))}
+            ),
         },
         dumps=lambda o: json.dumps(o, ensure_ascii=False),
     )
+
+
+def cached_of(request: web.Request) -> int | None:
+    cached = request.headers.get("X-Fake-Cached")
+    return int(cached) if cached is not None else None
 
 
 async def completions(request: web.Request) -> web.StreamResponse:

@@ -28,3 +28,18 @@ def test_scopes_share_the_owners_hash_tag():
     assert alone == ()  # 0 is no limit
     (only,) = scopes_for({"id": 3, "prefix": "0123abcd", "name": "k", "tpm": 7}, OWNER)
     assert only.tag == "k0123abcd"
+
+
+def test_a_team_scope_has_its_own_tag_and_a_money_budget_in_micro_units():
+    team = "team__llm_gateway_limits__"
+    row = {"id": 3, "prefix": "0123abcd", "name": "k", "owner_id": 9, "team_id": 4}
+    row |= {
+        "team_name": "ml-research",
+        team + "cost_budget": "500.00",
+        team + "budget_period": "month",
+    }
+    (scope,) = scopes_for(row)
+    assert (scope.kind, scope.id, scope.tag) == ("team", "4", "t4")
+    assert scope.limits.cost_budget == 500_000_000 and scope.limits.budget_period == "month"
+    assert scope.label == "team ml-research"
+    assert Limits(cost_budget=1)

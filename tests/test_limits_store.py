@@ -48,8 +48,8 @@ def run(request: pytest.FixtureRequest) -> Run:
     return runner
 
 
-async def settle_now(store, checks, decision, lease, actual):
-    store.settle(checks, decision, lease, actual)
+async def settle_now(store, checks, decision, lease, actual, cost=0):
+    store.settle(checks, decision, lease, actual, cost)
     if isinstance(store, RedisStore):
         await asyncio.wait([*store._tasks, *store._pending])  # the background write
 
@@ -163,3 +163,23 @@ def test_the_window_slides_second_by_second() -> None:
     assert store.decide(checks, "", 30, 1060.0).refused is None  # the two of second 1000 left
     assert store.decide(checks, "", 30, 1060.1).refused is None
     assert store.decide(checks, "", 30, 1060.2).refused == 0  # 1030, 1060 and 1060
+
+
+def test_a_money_budget_reserves_the_worst_case_and_settles_to_the_cost(run: Run) -> None:
+    """Micro-units: a budget of 1.00 and requests that may cost 0.30 each, costing 0.10."""
+
+    async def scenario(store):
+        end = time.time() + 3600
+        budget = check("cost", 1_000_000, 300_000, period_end=end)
+        tokens = check("budget", 10**9, 50, name="tokens", period_end=end)
+        admitted = []
+        while (decision := await store.admit([budget, tokens], "", 30)).refused is None:
+            admitted.append(decision)
+        assert len(admitted) == 3  # 0.90 reserved: a fourth's 0.30 would pass 1.00
+        assert decision.used[0] == 900_000 and not decision.too_large
+        for decision in admitted:  # each cost 0.10 and used 20 tokens
+            await settle_now(store, [budget, tokens], decision, "", 20, 100_000)
+        after = await store.admit([budget, tokens], "", 30)
+        assert after.refused is None and after.used == [300_000, 60]
+
+    run(scenario)

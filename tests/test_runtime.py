@@ -29,7 +29,7 @@ def test_a_runtime_built_from_its_own_options():
     assert [u.name for u in runtime.pool.upstreams] == ["one"]
     assert runtime.request_log is None and runtime.metrics is None
     assert [type(o) for o in runtime.relay.observers] == [ResponseLog]  # off costs nothing
-    assert runtime.relay.policies == [runtime.limits]
+    assert runtime.relay.policies == [runtime.pricing, runtime.limits]  # pricing first
 
 
 def test_the_observers_follow_the_options_and_start_and_stop_in_one_place():

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 
+from .cost import Price
 from .request import Principal
 
 
@@ -38,6 +40,8 @@ class RequestRecord:
     # while the limits store was unreachable) or "unavailable" (refused for that reason).
     limited: str = ""
     tried: list[str] = field(default_factory=list)  # replicas that failed before ``upstream``
+    price: Price | None = None  # the price-book entry for ``model`` (None: unpriced)
+    cost: Decimal | None = None  # set when the request settles (``pricing``)
     ending: str | None = None
 
     def since_start(self) -> float:

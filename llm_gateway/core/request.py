@@ -36,6 +36,7 @@ class Principal:
     name: str
     prefix: str
     scopes: tuple[Any, ...] = ()
+    team: str = ""  # the key's team (a group's name), for the request log
 
 
 @dataclass(slots=True)

@@ -28,7 +28,7 @@ from django.db import DatabaseError
 
 from ..core.request import Principal
 from ..errors import KeyStoreUnavailable
-from ..limits.spec import OWNER_LIMITS, scopes_for
+from ..limits.spec import OWNER_LIMITS, TEAM_LIMITS, scopes_for
 from . import format as keys
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,13 @@ def _entry_from_row(row: dict[str, Any] | None, now: float) -> _Entry:
         return _Entry(None, None, None, None, now, now)
     return _Entry(
         row["digest"],
-        Principal(row["id"], row["name"], row["prefix"], scopes_for(row, OWNER_LIMITS)),
+        Principal(
+            row["id"],
+            row["name"],
+            row["prefix"],
+            scopes_for(row, OWNER_LIMITS, TEAM_LIMITS),
+            row.get("team_name") or "",
+        ),
         row["expires_at"].timestamp() if row["expires_at"] else None,
         row["revoked_at"].timestamp() if row["revoked_at"] else None,
         now,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from .spec import Scope
 from .store import Check
 
-TOKEN_KINDS = frozenset({"tokens", "budget"})
+TOKEN_KINDS = frozenset({"tokens", "budget"})  # counted in tokens; "cost" in micro-units
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +22,15 @@ class Planned:
 
 
 class Plan:
-    __slots__ = ("scopes", "planned", "until", "counts_tokens", "holds_slot", "allowed")
+    __slots__ = (
+        "scopes",
+        "planned",
+        "until",
+        "counts_tokens",
+        "counts_cost",
+        "holds_slot",
+        "allowed",
+    )
 
     def __init__(self, scopes: tuple[Scope, ...], namespace: str, now: float) -> None:
         self.scopes = scopes
@@ -42,20 +50,26 @@ class Plan:
                 period, end = budget_period(limits.budget_period, now)
                 counter, until = f"{base}budget:{period}", min(until, end)
                 planned.append(Planned("budget", scope, counter, limits.token_budget, end))
+            if limits.cost_budget:
+                period, end = budget_period(limits.budget_period, now)
+                counter, until = f"{base}cost:{period}", min(until, end)
+                planned.append(Planned("cost", scope, counter, limits.cost_budget, end))
         self.planned = planned
         self.until = until  # the plan names the current budget period: renewed after it
         self.counts_tokens = any(p.kind in TOKEN_KINDS for p in planned)
+        self.counts_cost = any(p.kind == "cost" for p in planned)
         self.holds_slot = any(p.kind == "parallel" for p in planned)
         self.allowed = tuple(scope for scope in scopes if scope.limits.models)
 
-    def checks(self, reserve: int) -> list[Check]:
+    def checks(self, reserve: int, cost: int = 0) -> list[Check]:
+        """``reserve``: the request's tokens at most; ``cost``: its cost at most (micro-units)."""
         return [
             Check(
                 p.kind,
                 p.scope,
                 p.counter,
                 p.limit,
-                reserve if p.kind in TOKEN_KINDS else 1,
+                reserve if p.kind in TOKEN_KINDS else cost if p.kind == "cost" else 1,
                 p.period_end,
             )
             for p in self.planned

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from ..core.cost import micro
 from ..core.hooks import Admission, Policy
 from ..core.record import RequestRecord
 from ..core.request import GatewayRequest
@@ -21,7 +22,7 @@ from .plan import Plan
 from .redis_client import RedisUnavailable
 from .redis_store import RedisStore
 from .refusals import LimitsUnavailable, limit_headers, refusal
-from .reserve import requested_model, reserved_tokens
+from .reserve import requested_model, reserved_parts
 from .spec import Scope
 from .store import Check, Decision, LimitStore, MemoryStore
 
@@ -38,6 +39,7 @@ class LimitsOptions:
     lease_seconds: float = 30.0  # a dead process's slot is free after this long
     default_max_tokens: int = 1024  # what a request without max_tokens reserves
     namespace: str = "llm_gateway"  # prefix of the Redis keys
+    currency: str = "USD"  # of the money budgets, as refusals name it
 
 
 class LimitsAdmission(Admission):
@@ -56,7 +58,8 @@ class LimitsAdmission(Admission):
 
     def settle(self, record: RequestRecord) -> None:
         if self.decision is not None:
-            self.policy.release(self, tokens_used(record, self.checks))
+            checks = self.checks
+            self.policy.release(self, tokens_used(record, checks), cost_used(record, checks))
 
     def rewrite(self, request: GatewayRequest, content: bytes) -> bytes:
         """``GET /models``: only the models this key may use (its own and its owner's lists)."""
@@ -80,6 +83,16 @@ def tokens_used(record: RequestRecord, checks: list[Check]) -> int:
     if record.ttfb is None:
         return 0
     return max((c.amount for c in checks if c.kind in ("tokens", "budget")), default=0)
+
+
+def cost_used(record: RequestRecord, checks: list[Check]) -> int:
+    """The same for money, in micro-units: the request's cost (``pricing`` set it at settle)
+    if known; nothing if no answer came; else what was reserved."""
+    if record.cost is not None:
+        return micro(record.cost)
+    if record.ttfb is None:
+        return 0
+    return max((c.amount for c in checks if c.kind == "cost"), default=0)
 
 
 class LimitsPolicy(Policy):
@@ -117,14 +130,15 @@ class LimitsPolicy(Policy):
                     raise ModelNotFound(model)
         if not plan.planned:
             return LimitsAdmission(self, [], None, "", filtered) if filtered else None
-        checks = plan.checks(self._reservation(request) if plan.counts_tokens else 0)
+        tokens, cost = self._reservation(request, record, plan)
+        checks = plan.checks(tokens, cost)
         lease = self._lease_prefix + str(next(self._leases)) if plan.holds_slot else ""
         decision = await self._decide(checks, lease, record)
         if decision is None:  # the store is unreachable and the gateway fails open
             return LimitsAdmission(self, [], None, "", filtered) if filtered else None
         if decision.refused is not None:
             record.limited = checks[decision.refused].kind
-            raise refusal(checks, decision)
+            raise refusal(checks, decision, self.options.currency)
         if lease:
             if not self.held:
                 self._ensure_renewer()
@@ -144,10 +158,21 @@ class LimitsPolicy(Policy):
             self._plans[id(scopes)] = plan
         return plan
 
-    def _reservation(self, request: GatewayRequest) -> int:
-        if request.payload is None and request.method == "GET":
-            return 0
-        return reserved_tokens(request.path, request.payload, self.options.default_max_tokens)
+    def _reservation(
+        self, request: GatewayRequest, record: RequestRecord, plan: Plan
+    ) -> tuple[int, int]:
+        """Tokens and cost (micro-units) at most: the prompt's estimate plus the most the
+        answer may hold, at the model's prices (an unpriced model costs nothing)."""
+        if not (plan.counts_tokens or plan.counts_cost) or (
+            request.payload is None and request.method == "GET"
+        ):
+            return 0, 0
+        prompt, completion = reserved_parts(
+            request.path, request.payload, self.options.default_max_tokens
+        )
+        price = record.price
+        cost = micro(price.cost(prompt, 0, completion)) if price and plan.counts_cost else 0
+        return prompt + completion, cost
 
     async def _decide(
         self, checks: list[Check], lease: str, record: RequestRecord
@@ -174,7 +199,7 @@ class LimitsPolicy(Policy):
         record.limited = "unchecked"
         return None
 
-    def release(self, admission: LimitsAdmission, actual: int) -> None:
+    def release(self, admission: LimitsAdmission, actual: int, cost: int = 0) -> None:
         assert admission.decision is not None
         if admission.lease:
             for check in admission.checks:
@@ -183,7 +208,7 @@ class LimitsPolicy(Policy):
                     if not leases:
                         del self.held[check.counter]
         try:
-            self.store.settle(admission.checks, admission.decision, admission.lease, actual)
+            self.store.settle(admission.checks, admission.decision, admission.lease, actual, cost)
         except RedisUnavailable as exc:  # the lease runs out by itself; the window too
             logger.warning("limits settle failed: %s", exc)
 

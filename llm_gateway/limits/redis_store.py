@@ -178,12 +178,14 @@ class RedisStore:
         head = self._heads[(shape, lease_seconds)] = ADMIT.head(keys, args, extra=2)
         return head
 
-    def settle(self, checks: list[Check], decision: Decision, lease: str, actual: int) -> None:
+    def settle(
+        self, checks: list[Check], decision: Decision, lease: str, actual: int, cost: int = 0
+    ) -> None:
         keys, deltas = [], []
         for check in checks:
             if check.kind == "requests":
                 continue
-            delta = actual - check.amount
+            delta = (cost if check.kind == "cost" else actual) - check.amount
             if check.code != "p" and delta == 0:
                 continue
             keys.append(check.counter)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from ..core.cost import money
 from ..errors import GatewayError
 from .store import Check, Decision
 
@@ -41,7 +42,14 @@ def duration(seconds: float) -> str:
     return f"{hours}h{minutes}m{secs}s" if hours else f"{minutes}m{secs}s"
 
 
-def refusal(checks: list[Check], decision: Decision) -> GatewayError:
+def amount(units: int, currency: str) -> str:
+    """Micro-units as a reader expects money: ``500.00 USD``, ``0.0125 USD``."""
+    value = money(units)
+    shown = f"{value:.2f}" if value == round(value, 2) else f"{value.normalize():f}"
+    return f"{shown} {currency}"
+
+
+def refusal(checks: list[Check], decision: Decision, currency: str = "USD") -> GatewayError:
     assert decision.refused is not None
     check = checks[decision.refused]
     used, who, wait = decision.used[decision.refused], check.scope.label, decision.retry_after
@@ -56,6 +64,17 @@ def refusal(checks: list[Check], decision: Decision) -> GatewayError:
             f"Too many requests in flight for {who}: the limit is {check.limit} at a time. "
             "Try again when one of them has ended.",
             headers=headers,
+        )
+    if check.kind == "cost":
+        period = {"day": "daily", "month": "monthly"}[check.scope.limits.budget_period]
+        headers.append((b"x-should-retry", b"false"))
+        spent = used >= check.limit
+        return QuotaExceeded(
+            f"{who}: {period} budget of {amount(check.limit, currency)} "
+            + ("spent" if spent else f"nearly spent ({amount(used, currency)} used)")
+            + f"; this request may cost up to {amount(check.amount, currency)}. "
+            f"The budget resets in {duration(decision.resets[decision.refused])}.",
+            headers=[h for h in headers if h[0] != b"retry-after"],
         )
     if check.kind == "budget":
         period = check.scope.limits.budget_period

@@ -38,11 +38,18 @@ def requested_model(request: GatewayRequest) -> str | None:
 def reserved_tokens(path: str, payload: dict[str, Any] | None, default_max_tokens: int) -> int:
     """The prompt (estimated from its text) plus the most the answer may hold: ``max_tokens``
     (or its newer names) times ``n``, else the default. Embeddings reserve their input only."""
+    return sum(reserved_parts(path, payload, default_max_tokens))
+
+
+def reserved_parts(
+    path: str, payload: dict[str, Any] | None, default_max_tokens: int
+) -> tuple[int, int]:
+    """``reserved_tokens`` as (prompt, completion): a money budget prices them apart."""
     prompt = estimate_tokens(prompt_text_length(payload))
     if path == "/embeddings":
-        return max(prompt, 1)
+        return max(prompt, 1), 0
     if payload is None:
-        return prompt + default_max_tokens
+        return prompt, default_max_tokens
     completion = next(
         (
             value
@@ -53,7 +60,7 @@ def reserved_tokens(path: str, payload: dict[str, Any] | None, default_max_token
     )
     choices = payload.get("n")
     count = choices if isinstance(choices, int) and not isinstance(choices, bool) else 1
-    return prompt + max(completion, 0) * max(count, 1)
+    return prompt, max(completion, 0) * max(count, 1)
 
 
 def _header(request: GatewayRequest, name: bytes) -> bytes:

@@ -8,7 +8,8 @@ Three kinds of counter, the same in process memory (here) and in Redis (``redis_
   no burst at a minute's edge and no refill during a burst: exactly ``limit`` per minute.
 - ``parallel``: requests in flight, as leases that expire unless renewed, so a process that
   dies frees its slots within the lease time.
-- ``budget``: tokens per day or month, one counter per period (UTC).
+- ``budget``: tokens per day or month, one counter per period (UTC); ``cost`` the same in
+  micro-units of the currency (a money budget).
 
 Tokens are reserved at admission (the estimate must fit) and settled to the actual usage;
 what a request uses beyond its reservation is the only overshoot, one request's worth.
@@ -25,14 +26,14 @@ from typing import Protocol
 from .spec import Scope
 
 WINDOW_SECONDS = 60
-KINDS = {"requests": "w", "tokens": "w", "parallel": "p", "budget": "b"}
+KINDS = {"requests": "w", "tokens": "w", "parallel": "p", "budget": "b", "cost": "b"}
 
 
 @dataclass(slots=True)
 class Check:
     """One limit a request must pass: ``counter`` names it, ``amount`` is what it asks."""
 
-    kind: str  # requests, tokens, parallel or budget
+    kind: str  # requests, tokens, parallel, budget (tokens) or cost (micro-units)
     scope: Scope
     counter: str
     limit: int
@@ -63,9 +64,12 @@ class LimitStore(Protocol):
         """Check every limit and reserve in all of them, or in none."""
         ...
 
-    def settle(self, checks: list[Check], decision: Decision, lease: str, actual: int) -> None:
-        """The request ended and used ``actual`` tokens: adjust reservations, free its lease.
-        Never blocks: a shared store writes in the background."""
+    def settle(
+        self, checks: list[Check], decision: Decision, lease: str, actual: int, cost: int = 0
+    ) -> None:
+        """The request ended having used ``actual`` tokens and cost ``cost`` micro-units:
+        adjust reservations, free its lease. Never blocks: a shared store writes in the
+        background."""
         ...
 
     def renew(self, held: dict[str, list[str]], lease_seconds: float) -> None:
@@ -173,9 +177,14 @@ class MemoryStore:
                 self._periods[stem] = check.counter
             self.budgets[check.counter] = self.budgets.get(check.counter, 0) + check.amount
 
-    def settle(self, checks: list[Check], decision: Decision, lease: str, actual: int) -> None:
+    def settle(
+        self, checks: list[Check], decision: Decision, lease: str, actual: int, cost: int = 0
+    ) -> None:
         for check in checks:
-            if check.kind == "tokens":
+            if check.kind == "cost":
+                if check.counter in self.budgets:
+                    self.budgets[check.counter] += cost - check.amount
+            elif check.kind == "tokens":
                 window = self.windows.get(check.counter)
                 if window is not None:
                     window.adjust(decision.second, actual - check.amount)

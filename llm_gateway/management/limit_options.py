@@ -1,11 +1,15 @@
-"""The limit flags of ``create_api_key`` and ``set_api_key_limits`` (one definition)."""
+"""The limit flags of ``create_api_key``, ``set_api_key_limits``, ``set_user_limits`` and
+``set_team_limits`` (one definition), and the lookups of a team and an owner by name."""
 
 from __future__ import annotations
 
 import argparse
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.core.management.base import CommandParser
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import CommandError, CommandParser
 
 from ..limits.spec import PERIODS, parse_models
 
@@ -24,6 +28,21 @@ def _count(value: str) -> int | None:
     if number < 0:
         raise argparse.ArgumentTypeError(f"{value!r} is below 0")
     return number or None
+
+
+def _money(value: str) -> Decimal | None:
+    """An amount of money (at most six decimal places), or 0 / none: no budget."""
+    if value.strip().lower() in CLEAR:
+        return None
+    try:
+        amount = Decimal(value.strip())
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an amount (or 0/none)") from None
+    if not amount.is_finite() or amount < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an amount of 0 or more")
+    if amount != amount.quantize(Decimal("0.000001")):
+        raise argparse.ArgumentTypeError(f"{value!r} has more than six decimal places")
+    return amount or None
 
 
 def _models(value: str) -> str:
@@ -48,7 +67,14 @@ def add_limit_arguments(parser: CommandParser) -> None:
         "--token-budget", type=_count, default=unset, metavar="N", help="tokens per period"
     )
     group.add_argument(
-        "--budget-period", choices=PERIODS, default=unset, help="the budget's period (UTC)"
+        "--cost-budget",
+        type=_money,
+        default=unset,
+        metavar="AMOUNT",
+        help="money per period, in LLM_GATEWAY_CURRENCY",
+    )
+    group.add_argument(
+        "--budget-period", choices=PERIODS, default=unset, help="both budgets' period (UTC)"
     )
 
 
@@ -59,6 +85,9 @@ def limit_values(options: dict[str, Any]) -> dict[str, Any]:
         if name in options:
             value = options[name]
             values[name] = value if value is None else _count(str(value))
+    if "cost_budget" in options:
+        value = options["cost_budget"]
+        values["cost_budget"] = value if value is None else _money(str(value))
     if "models" in options:
         values["allowed_models"] = _models(str(options["models"] or ""))
     if "budget_period" in options:
@@ -66,3 +95,18 @@ def limit_values(options: dict[str, Any]) -> dict[str, Any]:
             raise argparse.ArgumentTypeError("--budget-period is day or month")
         values["budget_period"] = options["budget_period"]
     return values
+
+
+def team_named(name: str) -> Group:
+    try:
+        return Group.objects.get(name=name)
+    except Group.DoesNotExist:
+        raise CommandError(f"No team (group) named {name!r}.") from None
+
+
+def user_named(username: str) -> Any:
+    model = get_user_model()
+    try:
+        return model.objects.get(**{model.USERNAME_FIELD: username})
+    except model.DoesNotExist:
+        raise CommandError(f"No user named {username!r}.") from None

@@ -7,8 +7,9 @@ rows wait in the queue up to ``LLM_GATEWAY_REQUEST_LOG_QUEUE``; past that, new r
 dropped, counted, and said once in the log (and once more when writing works again). At
 shutdown the queue is written out.
 
-Each batch also adds itself to ``UsageDaily`` (key, model, day) and ``ErrorDaily`` (day,
-code) in the same transaction, so usage questions read the rollups, never the log.
+Each batch also adds itself to ``UsageDaily`` (key, model, day: tokens, cost, the key's
+team) and ``ErrorDaily`` (day, code) in the same transaction, so usage questions read the
+rollups, never the log.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import contextvars
 import datetime as dt
 import logging
 from collections import defaultdict, deque
+from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -54,8 +56,12 @@ COLUMNS = (
     "ending",
     "client",
     "tried",
+    "team",
+    "cost",
+    "price_version",
 )
 _KEY_NAME, _MODEL, _PROMPT, _COMPLETION, _CACHED, _ENDING = 3, 4, 10, 11, 12, 17
+_TEAM, _COST = 20, 21
 
 
 def row_of(record: RequestRecord) -> Row:
@@ -81,6 +87,9 @@ def row_of(record: RequestRecord) -> Row:
         (record.ending or "")[:64],
         (record.client or "")[:64],
         ",".join(record.tried)[:500],
+        key.team[:150] if key is not None else "",
+        record.cost,
+        record.price.version if record.price is not None and record.cost is not None else None,
     )
 
 
@@ -99,13 +108,13 @@ def write_rows(rows: list[Row]) -> None:
 
     adapt = connection.ops.adapt_datetimefield_value
     params = []
-    usage: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    usage: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, 0, 0, 0, 0, Decimal(0), 0])
     errors: dict[tuple[dt.date, str], int] = defaultdict(int)
     for row in rows:
         created = dt.datetime.fromtimestamp(row[0], dt.UTC)
         params.append((adapt(created), *row[1:]))
         day = created.date()
-        totals = usage[(row[2], row[_KEY_NAME], row[_MODEL], day)]
+        totals = usage[(row[2], row[_KEY_NAME], row[_MODEL], day, row[_TEAM])]
         totals[0] += 1
         totals[1] += row[_PROMPT] or 0
         totals[2] += row[_COMPLETION] or 0
@@ -113,20 +122,27 @@ def write_rows(rows: list[Row]) -> None:
         if row[_ENDING].startswith("error:"):
             totals[4] += 1
             errors[(day, row[_ENDING][6:])] += 1
+        if row[_COST] is None:
+            totals[6] += 1
+        else:
+            totals[5] += row[_COST]
     with transaction.atomic():
         _insert(RequestLog._meta.db_table, params)
-        for (key_id, key_name, model, day), (n, prompt, completion, cached, failed) in sorted(
-            usage.items(), key=lambda item: (item[0][1], item[0][2], item[0][3])
+        for (key_id, key_name, model, day, team), totals in sorted(
+            usage.items(), key=lambda item: (item[0][1], item[0][2], item[0][3], item[0][4])
         ):
+            n, prompt, completion, cached, failed, cost, unpriced = totals
             _add(
                 UsageDaily,
                 {"key_name": key_name, "model": model, "day": day},
-                {"key_id": key_id},
+                {"key_id": key_id, "team": team},
                 requests=n,
                 prompt_tokens=prompt,
                 completion_tokens=completion,
                 cached_tokens=cached,
                 errors=failed,
+                cost=cost,
+                unpriced=unpriced,
             )
         for (day, code), count in sorted(errors.items()):
             _add(ErrorDaily, {"day": day, "code": code}, {}, count=count)
@@ -151,7 +167,7 @@ def _write_from_a_thread(rows: list[Row]) -> None:
     write_rows(rows)
 
 
-def _add(model: Any, identity: dict[str, Any], extra: dict[str, Any], **amounts: int) -> None:
+def _add(model: Any, identity: dict[str, Any], extra: dict[str, Any], **amounts: Any) -> None:
     """Add amounts to the row of ``identity``, creating it if it is new. Another process may
     create it at the same moment: then the unique constraint says so and we add to theirs."""
     increments = {name: F(name) + amount for name, amount in amounts.items()}

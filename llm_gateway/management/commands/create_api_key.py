@@ -8,7 +8,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from llm_gateway import keys
-from llm_gateway.management.limit_options import add_limit_arguments, limit_values
+from llm_gateway.management.limit_options import (
+    add_limit_arguments,
+    limit_values,
+    team_named,
+    user_named,
+)
 from llm_gateway.models import ApiKey
 
 
@@ -21,10 +26,21 @@ class Command(BaseCommand):
         parser.add_argument(
             "--replace", action="store_true", help="delete an existing key of that name first"
         )
+        parser.add_argument(
+            "--team", default=None, help="the team (a group) whose limits it counts against"
+        )
+        parser.add_argument("--owner", default=None, metavar="USERNAME", help="the key's owner")
         add_limit_arguments(parser)
 
     def handle(
-        self, *args: Any, name: str, expires_in_days: float | None, replace: bool, **options: Any
+        self,
+        *args: Any,
+        name: str,
+        expires_in_days: float | None,
+        replace: bool,
+        team: str | None,
+        owner: str | None,
+        **options: Any,
     ) -> None:
         try:
             limits = limit_values(options)
@@ -39,11 +55,16 @@ class Command(BaseCommand):
             if expires_in_days <= 0:
                 raise CommandError("--expires-in-days must be above 0.")
             expires_at = timezone.now() + dt.timedelta(days=expires_in_days)
-        key, raw = ApiKey.create(name, expires_at=expires_at, **limits)
+        group = team_named(team) if team is not None else None
+        user = user_named(owner) if owner is not None else None
+        key, raw = ApiKey.create(name, expires_at=expires_at, owner=user, team=group, **limits)
         until = f", expires {key.expires_at.isoformat()}" if key.expires_at else ""
         limited = f", limits: {key.limits_summary()}" if limits else ""
+        held = "".join(
+            [f", team {group.name}" if group else "", f", owner {owner}" if user else ""]
+        )
         self.stderr.write(
-            f"Created API key {key.name!r} ({keys.display(key.prefix)}){until}{limited}."
+            f"Created API key {key.name!r} ({keys.display(key.prefix)}){held}{until}{limited}."
         )
         self.stderr.write("Store it now: it is shown only this once.")
         self.stdout.write(raw)

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from llm_gateway.management.limit_options import add_limit_arguments, limit_values, team_named
+from llm_gateway.models import TeamLimits
+
+
+class Command(BaseCommand):
+    help = (
+        "Set or clear a team's limits and budgets (0 or none clears one); the team is a Django "
+        "group, its limits row is created if needed. Every gateway process applies them "
+        "within a second."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("team", metavar="TEAM")
+        add_limit_arguments(parser)
+
+    def handle(self, *args: Any, team: str, **options: Any) -> None:
+        try:
+            values = limit_values(options)
+        except argparse.ArgumentTypeError as exc:
+            raise CommandError(str(exc)) from None
+        limits, _ = TeamLimits.objects.get_or_create(group=team_named(team))
+        if values:
+            for field, value in values.items():
+                setattr(limits, field, value)
+            limits.save(update_fields=list(values))
+        self.stdout.write(f"team {team}: {limits.limits_summary()}")
