@@ -104,6 +104,14 @@ class ModelNotFound(GatewayError):
         super().__init__(message, param="model" if model is None else None)
 
 
+class NotFound(GatewayError):
+    """A path the gateway answers itself (``/v1/gateway/...``) that names nothing there."""
+
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
 class AuthenticationFailed(GatewayError):
     status = 401
     type = "authentication_error"

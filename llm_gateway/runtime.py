@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from django.utils.module_loading import import_string
 
 from .conf import Settings
-from .core import Observer, Policy, Relay, RelayOptions
+from .core import Observer, Policy, Relay, RelayOptions, Responder
 from .errors import GatewayError
 from .keys import Authenticator, KeyStore, KeyStoreOptions
 from .limits import LimitsOptions, LimitsPolicy
@@ -151,6 +151,7 @@ class Runtime:
             else None
         )
         from .models import ApiKey, ModelPrice  # apps are ready once a runtime is built
+        from .reporting.key_usage import KeyUsage
 
         self.key_store = KeyStore(options.keys, ApiKey)
         self.authenticator = Authenticator(
@@ -171,7 +172,10 @@ class Runtime:
         if self.metrics is not None:
             observers.append(self.metrics)
         observers += _load(options.observers)
-        self.relay = Relay(self.pool, policies, observers, options.relay)
+        own: list[Responder] = [
+            KeyUsage(options.limits.currency)
+        ]  # /v1/gateway/...: the key's own usage
+        self.relay = Relay(self.pool, policies, observers, options.relay, own)
         self.sessions: set[OpenSession] = set()  # realtime sessions open now
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started_on: asyncio.AbstractEventLoop | None = None

@@ -6,7 +6,7 @@ the Django views) turn their requests into ``GatewayRequest`` and send the ``Rep
 """
 
 from .exchange import key_required
-from .hooks import Admission, Observer, Policy, Tap
+from .hooks import Admission, Observer, Policy, Responder, Tap
 from .options import RelayOptions
 from .record import RequestRecord
 from .relay import Relay
@@ -18,6 +18,7 @@ __all__ = [
     "GatewayRequest",
     "Observer",
     "Policy",
+    "Responder",
     "Principal",
     "Relay",
     "RelayOptions",

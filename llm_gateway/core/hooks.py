@@ -1,4 +1,5 @@
-"""The two hook points of the core: policies before the upstream call, observers after.
+"""The hook points of the core: policies before the upstream call, observers after, and
+responders for the paths the gateway answers itself (``/gateway/...``), never an engine.
 
 Policies may refuse a request with a ``GatewayError`` (model not allowed, rate limited,
 budget spent) and may hold something until it ends (an ``Admission``: a reserved slot, a
@@ -28,6 +29,14 @@ class Admission:
 
     def settle(self, record: RequestRecord) -> None:
         """The request ended (however it ended): release or settle what was reserved."""
+
+
+class Responder:
+    """Answers the calling key's own questions under ``/gateway/`` (its usage, its
+    requests). ``respond`` returns the answer's status and JSON body, or None: not mine."""
+
+    async def respond(self, request: GatewayRequest) -> tuple[int, bytes] | None:
+        return None
 
 
 class Policy:

@@ -8,13 +8,16 @@ endpoints, to refuse a broken body early and to read ``model``.
 
 from __future__ import annotations
 
-from ..errors import GatewayError, ServerShuttingDown
+from ..errors import AuthenticationFailed, GatewayError, NotFound, ServerShuttingDown
 from ..upstream.pool import UpstreamPool
 from .exchange import Exchange
-from .hooks import Observer, Policy
+from .hooks import Observer, Policy, Responder
 from .lifecycle import Lifecycle
 from .options import RelayOptions
 from .request import GatewayRequest, Reply
+
+# The paths below the API prefix the gateway answers itself: never relayed to an engine.
+OWN = "/gateway/"
 
 
 class Relay:
@@ -24,10 +27,12 @@ class Relay:
         policies: list[Policy] | None = None,
         observers: list[Observer] | None = None,
         options: RelayOptions | None = None,
+        responders: list[Responder] | None = None,
     ) -> None:
         self.pool = pool
         self.policies = policies or []
         self.observers = observers or []
+        self.responders = responders or []
         self.options = options or RelayOptions()
         self.accepting = True  # False while the process drains: new requests get 503
         self.streams: set[Exchange] = set()  # answers being relayed now
@@ -41,6 +46,8 @@ class Relay:
 
     async def handle(self, request: GatewayRequest) -> Reply:
         self._refuse_while_draining()
+        if request.path.startswith(OWN) or request.path == OWN[:-1]:
+            return await self._answer_own(request)
         exchange = Exchange(self, request)
         try:
             return await exchange.open()
@@ -54,6 +61,22 @@ class Relay:
             exchange.end("client_disconnected")
             exchange.close()
             raise
+
+    async def _answer_own(self, request: GatewayRequest) -> Reply:
+        """The calling key's own questions: a key is required whatever the auth prefixes say,
+        and a path no responder knows is a 404, never sent to an engine."""
+        if request.api_key is None:
+            raise AuthenticationFailed(
+                "Missing API key: send it as 'Authorization: Bearer <key>'.",
+                code="missing_api_key",
+            )
+        for responder in self.responders:
+            answer = await responder.respond(request)
+            if answer is not None:
+                status, content = answer
+                headers = [(b"content-type", b"application/json")]
+                return Reply(status, headers, content=content)
+        raise NotFound(f"No such gateway endpoint: {request.method} {request.path}.")
 
     def session(self, request: GatewayRequest) -> Lifecycle:
         """The lifecycle of a session the face relays itself (realtime): admit it, lease a
