@@ -1,5 +1,6 @@
 """Admin for API keys (the raw key is shown once, on the page that answers the add form),
-their usage, and the request log (read-only; its filters never scan the log)."""
+their usage, user and team limits, the price book, and the request log (read-only; its
+filters never scan the log)."""
 
 from __future__ import annotations
 
@@ -19,17 +20,34 @@ from django.utils.functional import cached_property
 from django.utils.safestring import mark_safe
 
 from . import keys
-from .models import ApiKey, ApiKeyQuerySet, ErrorDaily, RequestLog, UsageDaily, UserLimits
+from .models import (
+    ApiKey,
+    ApiKeyQuerySet,
+    ErrorDaily,
+    ModelPrice,
+    RequestLog,
+    TeamLimits,
+    UsageDaily,
+    UserLimits,
+)
 from .reporting import charts
 from .reporting import queries as reports
 
-LIMIT_FIELDS = ["allowed_models", "rpm", "tpm", "max_parallel", "token_budget", "budget_period"]
+LIMIT_FIELDS = [
+    "allowed_models",
+    "rpm",
+    "tpm",
+    "max_parallel",
+    "token_budget",
+    "cost_budget",
+    "budget_period",
+]
 
 
 class ApiKeyAddForm(forms.ModelForm):
     class Meta:
         model = ApiKey
-        fields = ["name", "owner", "expires_at", *LIMIT_FIELDS]
+        fields = ["name", "owner", "team", "expires_at", *LIMIT_FIELDS]
 
 
 @admin.register(ApiKey)
@@ -38,12 +56,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "name",
         "display_prefix",
         "status",
+        "team",
         "limits",
         "created_at",
         "last_used_at",
         "expires_at",
     ]
-    list_filter = ["created_at", "expires_at", "revoked_at"]
+    list_filter = ["team", "created_at", "expires_at", "revoked_at"]
     search_fields = ["name", "prefix"]
     readonly_fields = ["display_prefix", "digest", "created_at", "updated_at", "last_used_at"]
     fields = [
@@ -51,6 +70,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "display_prefix",
         "digest",
         "owner",
+        "team",
         "expires_at",
         "revoked_at",
         *LIMIT_FIELDS,
@@ -139,6 +159,44 @@ class UserLimitsAdmin(admin.ModelAdmin):
     @admin.display(description="limits")
     def summary(self, obj: UserLimits) -> str:
         return obj.limits_summary()
+
+
+@admin.register(TeamLimits)
+class TeamLimitsAdmin(admin.ModelAdmin):
+    """A team is a Django group: its limits and budgets, members, keys and this month's spend."""
+
+    list_display = ["group", "summary", "members", "spend_this_month"]
+    search_fields = ["group__name"]
+    fields = ["group", *LIMIT_FIELDS, "members", "keys_of_team", "spend_this_month"]
+    readonly_fields = ["members", "keys_of_team", "spend_this_month"]
+
+    @admin.display(description="limits")
+    def summary(self, obj: TeamLimits) -> str:
+        return obj.limits_summary()
+
+    @admin.display(description="members")
+    def members(self, obj: TeamLimits) -> str:
+        names = [user.get_username() for user in obj.group.user_set.all()[:20]]
+        return ", ".join(names) or "-"
+
+    @admin.display(description="spend this month")
+    def spend_this_month(self, obj: TeamLimits) -> str:
+        return reports.team_spend(obj.group.name)
+
+    @admin.display(description="keys")
+    def keys_of_team(self, obj: TeamLimits) -> str:
+        found = ApiKey.objects.filter(team=obj.group).order_by("name")[:100]
+        return ", ".join(f"{key.name} ({keys.display(key.prefix)})" for key in found) or "-"
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(admin.ModelAdmin):
+    """The price book: per million tokens, in LLM_GATEWAY_CURRENCY; the most specific
+    pattern that matches a model wins. Applied by every process within 5 seconds."""
+
+    list_display = ["pattern", "input", "cached_input", "output", "version", "updated_at"]
+    search_fields = ["pattern"]
+    readonly_fields = ["version", "updated_at"]
 
 
 class UsageOnKeyPage:

@@ -96,3 +96,63 @@ def test_list_shows_the_limits():
     header, row = out.splitlines()[0].split(), next(r for r in out.splitlines() if "capped" in r)
     assert header[-5:] == ["RPM", "TPM", "PARALLEL", "BUDGET", "MODELS"]
     assert row.split()[-5:] == ["7", "-", "-", "100/day", "m*"]
+
+
+def test_create_for_a_team_and_an_owner():
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    team = Group.objects.create(name="ml-research")
+    get_user_model().objects.create_user("ann")
+    _, err = run("create_api_key", "teamed", "--team", "ml-research", "--owner", "ann")
+    key = ApiKey.objects.get(name="teamed")
+    assert key.team == team and key.owner.username == "ann"
+    assert "team ml-research, owner ann" in err
+    with pytest.raises(CommandError, match="No team"):
+        run("create_api_key", "x", "--team", "nobody")
+    with pytest.raises(CommandError, match="No user"):
+        run("create_api_key", "y", "--owner", "nobody")
+
+
+def test_set_team_and_user_limits_create_the_row_and_take_a_cost_budget():
+    from decimal import Decimal
+
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from llm_gateway.models import TeamLimits, UserLimits
+
+    Group.objects.create(name="ml")
+    out, _ = run("set_team_limits", "ml", "--cost-budget", "500", "--budget-period", "month")
+    limits = TeamLimits.objects.get(group__name="ml")
+    assert limits.cost_budget == Decimal("500") and limits.budget_period == "month"
+    assert out.strip() == "team ml: 500/month"
+    run("set_team_limits", "ml", "--rpm", "60", "--cost-budget", "none")
+    limits.refresh_from_db()
+    assert (limits.rpm, limits.cost_budget) == (60, None)
+    with pytest.raises(CommandError, match="six decimal places"):
+        run("set_team_limits", "ml", "--cost-budget", "0.0000001")
+    with pytest.raises(CommandError):
+        run("set_team_limits", "ml", "--cost-budget", "-1")
+    get_user_model().objects.create_user("bob")
+    run("set_user_limits", "bob", "--cost-budget", "12.5")
+    assert UserLimits.objects.get(user__username="bob").cost_budget == Decimal("12.5")
+    run("create_api_key", "k")
+    run("set_api_key_limits", "k", "--cost-budget", "1.25")
+    assert ApiKey.objects.get(name="k").cost_budget == Decimal("1.25")
+
+
+def test_set_model_price_creates_updates_counts_versions_and_deletes():
+    from llm_gateway.models import ModelPrice
+
+    out, _ = run("set_model_price", "llama-3-*", "--input", "0.15", "--output", "0.60")
+    assert "input 0.15, cached input 0.15, output 0.6 USD per million tokens (version 1)" in out
+    out, _ = run("set_model_price", "llama-3-*", "--cached-input", "0.075")
+    price = ModelPrice.objects.get(pattern="llama-3-*").as_price()
+    assert (str(price.cached_input), price.version) == ("0.075000", 2)
+    with pytest.raises(CommandError, match="needs --input and --output"):
+        run("set_model_price", "new-model", "--input", "1")
+    with pytest.raises(CommandError, match="a price is 0 or more"):
+        run("set_model_price", "llama-3-*", "--input", "-1")
+    run("set_model_price", "llama-3-*", "--delete")
+    assert not ModelPrice.objects.exists()

@@ -4,6 +4,8 @@ the daily rollup, and a team's money budget refusing once spent."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
 from decimal import Decimal
 
@@ -11,6 +13,7 @@ import httpx
 import openai
 import pytest
 from django.contrib.auth.models import Group
+from django.core.management import call_command
 
 from llm_gateway.core.cost import Price
 from llm_gateway.models import ApiKey, ModelPrice, RequestLog, TeamLimits, UsageDaily
@@ -109,7 +112,13 @@ def test_each_request_costs_its_usage_at_its_models_prices(priced):
         total = sum((d.cost for d in days), Decimal(0))
         return total if sum(d.requests for d in days) == 5 else None
 
-    assert wait_until(rolled_up) == sum(r.cost for r in rows.values())
+    total = sum(r.cost for r in rows.values())
+    assert wait_until(rolled_up) == total
+    out = io.StringIO()
+    call_command("usage_report", "--by", "team", "--json", stdout=out)
+    by_team = {row["team"]: row for row in json.loads(out.getvalue())}
+    assert Decimal(by_team[team.name]["cost"]) == total
+    assert by_team[team.name]["requests"] == 5 and by_team[team.name]["unpriced"] == 0
 
 
 def test_an_unpriced_model_costs_nothing_and_is_counted_as_unpriced(gateway_env, server_logs):

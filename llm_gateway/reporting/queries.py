@@ -9,6 +9,7 @@ from typing import Any
 from django.db.models import Q, Sum
 from django.utils import timezone
 
+from ..conf import conf
 from ..models import ErrorDaily, RequestLog, UsageDaily
 
 TOTALS = {  # annotations may not bear the fields' own names
@@ -16,15 +17,21 @@ TOTALS = {  # annotations may not bear the fields' own names
     "n_prompt": Sum("prompt_tokens"),
     "n_completion": Sum("completion_tokens"),
     "n_errors": Sum("errors"),
+    "n_cost": Sum("cost"),
+    "n_unpriced": Sum("unpriced"),
 }
+# ``usage_report --by``: the rollup column (or the ORM path) each grouping reads.
+GROUPS = {"team": "team", "owner": "key__owner__username", "key": "key_name", "model": "model"}
 
 
-def _totals(row: dict[str, Any]) -> dict[str, int]:
+def _totals(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "requests": int(row["n_requests"] or 0),
         "prompt_tokens": int(row["n_prompt"] or 0),
         "completion_tokens": int(row["n_completion"] or 0),
         "errors": int(row["n_errors"] or 0),
+        "cost": f"{row['n_cost'] or 0:.6f}",
+        "unpriced": int(row["n_unpriced"] or 0),
     }
 
 
@@ -32,15 +39,36 @@ def today() -> dt.date:
     return timezone.now().date()
 
 
-def by_key_and_model(key: str | None = None, since: dt.date | None = None) -> list[dict[str, Any]]:
-    """One row per key and model over the period: requests, tokens, errors."""
+def by_key_and_model(
+    key: str | None = None, since: dt.date | None = None, until: dt.date | None = None
+) -> list[dict[str, Any]]:
+    """One row per key and model over the period: requests, tokens, cost, errors."""
     rows = UsageDaily.objects.all()
     if key is not None:
         rows = rows.filter(key_name=key)
     if since is not None:
         rows = rows.filter(day__gte=since)
+    if until is not None:
+        rows = rows.filter(day__lte=until)
     totals = rows.values("key_name", "model").annotate(**TOTALS).order_by("key_name", "model")
     return [{"key": row["key_name"], "model": row["model"], **_totals(row)} for row in totals]
+
+
+def grouped(
+    by: str, since: dt.date | None = None, until: dt.date | None = None, key: str | None = None
+) -> list[dict[str, Any]]:
+    """Totals per team, owner, key or model over the days given (both included), the
+    largest cost first; requests of no team or owner are grouped under ``-``."""
+    rows = UsageDaily.objects.all()
+    if key is not None:
+        rows = rows.filter(key_name=key)
+    if since is not None:
+        rows = rows.filter(day__gte=since)
+    if until is not None:
+        rows = rows.filter(day__lte=until)
+    field = GROUPS[by]
+    totals = rows.values(field).annotate(**TOTALS).order_by("-n_cost", field)
+    return [{by: row[field] or "-", **_totals(row)} for row in totals]
 
 
 def daily(key: str, days: int = 30) -> list[dict[str, Any]]:
@@ -118,3 +146,10 @@ def last_requests(count: int, key: str | None = None) -> list[dict[str, Any]]:
         row["created_at"] = row["created_at"].isoformat()
         out.append(row)
     return out
+
+
+def team_spend(team: str, since: dt.date | None = None) -> str:
+    """A team's cost since the first of this month (UTC), as the admin lists it."""
+    first = since or today().replace(day=1)
+    spent = UsageDaily.objects.filter(team=team, day__gte=first).aggregate(cost=Sum("cost"))
+    return f"{spent['cost'] or 0:.2f} {conf.CURRENCY}"

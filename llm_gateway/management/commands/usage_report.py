@@ -1,4 +1,5 @@
-"""``manage.py usage_report [--key NAME] [--since YYYY-MM-DD] [--json] [--requests N]``."""
+"""``manage.py usage_report [--by team|owner|key|model] [--key NAME] [--since YYYY-MM-DD]
+[--until YYYY-MM-DD] [--json] [--requests N]``."""
 
 from __future__ import annotations
 
@@ -16,23 +17,31 @@ COLUMNS: tuple[str, ...] = (
     "requests",
     "prompt_tokens",
     "completion_tokens",
+    "cost",
+    "unpriced",
     "errors",
 )
+TOTAL_COLUMNS = COLUMNS[2:]
 
 
-def _date(value: str) -> dt.date:
+def _date(value: str, flag: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise CommandError(f"--since takes a date as YYYY-MM-DD, not {value!r}.") from None
+        raise CommandError(f"{flag} takes a date as YYYY-MM-DD, not {value!r}.") from None
 
 
 class Command(BaseCommand):
-    help = "Usage per key and model from the daily rollups, or the last request records."
+    help = (
+        "Usage and cost per key and model (or --by team, owner, key or model) from the daily "
+        "rollups, or the last request records."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--key", help="one key's usage (its name)")
+        parser.add_argument("--by", choices=sorted(reports.GROUPS), help="one total per ...")
         parser.add_argument("--since", help="from this day on (YYYY-MM-DD, UTC)")
+        parser.add_argument("--until", help="up to this day, included (YYYY-MM-DD, UTC)")
         parser.add_argument("--json", action="store_true", help="a JSON list instead of a table")
         parser.add_argument(
             "--requests", type=int, metavar="N", help="the last N request records instead"
@@ -46,9 +55,14 @@ class Command(BaseCommand):
             rows = reports.last_requests(count, key)
             columns = reports.RECORD_COLUMNS
         else:
-            since = _date(options["since"]) if options["since"] else None
-            rows = reports.by_key_and_model(key, since)
-            columns = COLUMNS
+            since = _date(options["since"], "--since") if options["since"] else None
+            until = _date(options["until"], "--until") if options["until"] else None
+            if options["by"]:
+                rows = reports.grouped(options["by"], since, until, key)
+                columns = (options["by"], *TOTAL_COLUMNS)
+            else:
+                rows = reports.by_key_and_model(key, since, until)
+                columns = COLUMNS
         if as_json:
             self.stdout.write(json.dumps(rows, default=str))
             return
