@@ -29,7 +29,8 @@ Realtime (WebSocket /v1/realtime): echoes frames; text events by type: response.
 response.created + response.done (OpenAI's usage), input_audio_buffer.commit ->
 transcription.done (vLLM's usage), close {code, reason} -> closes so, die -> drops the
 connection, big {bytes} -> one text frame that large.
-Options: --models a,b (what GET /v1/models lists), --status S (as POST /_fake/status),
+Options: --models a,b (what GET /v1/models lists), --models-delay-ms D (how long that
+takes), --status S (as POST /_fake/status),
 --tokenizer vllm|llama.cpp|llama-cpp-python: that engine's tokenize endpoint, which counts
 a text's whitespace-separated words (GET /_fake/tokenized: the texts it was asked).
 """
@@ -50,7 +51,7 @@ WORDS = ["Hello", " wörld", " 🙂", " ünïcode", " text", " and", " more", " 
 
 REQUESTS: list[dict[str, Any]] = []
 SESSIONS: list[dict[str, Any]] = []
-STATE = {"health": 200, "status": 0}
+STATE: dict[str, float] = {"health": 200, "status": 0, "models_delay": 0.0}
 MODELS = [MODEL]
 PROBES: list[float] = []  # when GET /health was called
 
@@ -391,6 +392,8 @@ async def models(request: web.Request) -> web.StreamResponse:
     entry, _, early = await guard(request)
     if early is not None:
         return early
+    if STATE.get("models_delay"):
+        await asyncio.sleep(STATE["models_delay"])
     entry["completed"] = True
     names = (
         request.headers["X-Fake-Models"].split(",")
@@ -541,11 +544,15 @@ def main() -> None:
     )
     parser.add_argument("--models", default=MODEL, help="what GET /v1/models lists")
     parser.add_argument("--status", type=int, default=0, help="every API request answers it")
+    parser.add_argument(
+        "--models-delay-ms", type=float, default=0, help="GET /v1/models waits this long"
+    )
     parser.add_argument("--tokenizer", choices=sorted(TOKENIZE_FIELDS), default="")
     args = parser.parse_args()
     TOKENIZER["kind"] = args.tokenizer
     MODELS[:] = args.models.split(",")
     STATE["status"] = args.status
+    STATE["models_delay"] = args.models_delay_ms / 1000
     web.run_app(
         make_app(not args.no_health),
         host=args.host,

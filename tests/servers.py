@@ -101,9 +101,12 @@ def fake_upstream(
     host: str = "127.0.0.1",
     models: str | None = None,
     tokenizer: str | None = None,
+    models_delay_ms: float = 0,
 ) -> Server:
     port = port or free_port()
     argv = [sys.executable, str(ROOT / "tests" / "fake_upstream.py"), "--port", str(port)]
+    if models_delay_ms:
+        argv += ["--models-delay-ms", str(models_delay_ms)]
     if tokenizer is not None:
         argv += ["--tokenizer", tokenizer]
     argv += ["--host", host]

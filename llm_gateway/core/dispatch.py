@@ -40,6 +40,8 @@ class Dispatch:
     async def send(self, request: GatewayRequest, record: RequestRecord, body: bytes) -> Answer:
         """The answer's status line from a replica of the model."""
         pool = self.pool
+        if not pool.looked:  # the first requests of a process: the models known first
+            await pool.first_look()
         affinity = None
         if pool.routing == "prefix_affinity" and self.replicated:
             affinity = affinity_key(request, self.options.affinity_prefix_chars)

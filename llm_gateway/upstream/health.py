@@ -92,6 +92,9 @@ class Watchdog:
         self._wake: asyncio.Event | None = None
         self._use_models_path = False
         self._discover_at = 0.0  # monotonic time of the next /models look
+        # Set once the first /models look ended, well or not: the first requests wait for it
+        # (``UpstreamPool.first_look``), so routing and labels know the models from the start.
+        self.looked = asyncio.Event()
 
     @property
     def dead(self) -> bool:
@@ -102,6 +105,7 @@ class Watchdog:
         if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
             return
         self._wake = asyncio.Event()
+        self.looked = asyncio.Event()
         # A context of its own: not the request's that happened to start it (its log lines
         # would carry that request's id).
         self._task = asyncio.get_running_loop().create_task(
@@ -115,6 +119,11 @@ class Watchdog:
 
     async def _run(self) -> None:
         assert self._wake is not None
+        try:
+            if self.upstream.configured_models is None:
+                await self._discover(self.upstream.in_flight == 0)
+        finally:
+            self.looked.set()
         seen = -1
         while True:
             poked = self._wake.is_set()

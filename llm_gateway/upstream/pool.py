@@ -9,6 +9,8 @@ how the request went to the replica's breaker.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Collection
 
 from ..errors import EngineDeadError, ModelNotFound
@@ -46,9 +48,14 @@ class Lease:
                 self._breaker.failed()
 
 
+# The longest a request arriving as the process starts waits for the replicas' models.
+FIRST_LOOK_SECONDS = 2.0
+
+
 class UpstreamPool:
     def __init__(self, upstreams: list[Upstream], options: PoolOptions | None = None) -> None:
         self.upstreams = upstreams
+        self.looked = False  # every replica's first /models look has ended (or was waited for)
         options = options or PoolOptions()
         self.routing = options.routing
         self.load_factor = options.load_factor
@@ -106,8 +113,19 @@ class UpstreamPool:
 
     def start(self) -> None:
         """Start each replica's watchdog on the running loop (again after a loop change)."""
+        self.looked = False
         for upstream in self.upstreams:
             upstream.health.ensure_started()
+
+    async def first_look(self, timeout: float = FIRST_LOOK_SECONDS) -> None:
+        """Wait (at most ``timeout``) for each replica's first /models look: the requests that
+        arrive as the process starts are routed and labelled by what the replicas serve. After
+        that, ``looked`` is True and nobody waits."""
+        waiting = [u.health.looked.wait() for u in self.upstreams if not u.health.looked.is_set()]
+        if waiting:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*waiting), timeout)
+        self.looked = True
 
     async def aclose(self) -> None:
         for upstream in self.upstreams:
