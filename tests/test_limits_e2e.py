@@ -8,15 +8,18 @@ import asyncio
 import os
 import shutil
 import signal
+import subprocess
 import time
+from decimal import Decimal
 
 import httpx
 import openai
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management import call_command
 
-from llm_gateway.models import ApiKey, UserLimits
+from llm_gateway.models import ApiKey, ModelPrice, TeamLimits, UserLimits
 
 from . import servers
 from .waiting import wait_until
@@ -332,3 +335,82 @@ def test_a_long_stream_keeps_its_slot_and_a_dead_process_frees_it(
     finally:
         doomed.stop()
         other.stop()
+
+
+def team_keys(count_: int = 2, **limits) -> tuple[Group, list[str]]:
+    """A team (a Django group) with these limits, and keys of it owned by different users."""
+    team = Group.objects.create(name=f"team-{os.urandom(3).hex()}")
+    TeamLimits.objects.create(group=team, **limits)
+    users = get_user_model().objects
+    raws = []
+    for i in range(count_):
+        owner = users.create_user(f"member-{i}-{os.urandom(3).hex()}")
+        raws.append(ApiKey.create(f"t-{os.urandom(4).hex()}", owner=owner, team=team)[1])
+    return team, raws
+
+
+async def team_burst(servers_, keys, n, body=None, **headers):
+    """n requests at once, alternating between the gateways and between the team's keys."""
+    limits = httpx.Limits(max_connections=n)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        calls = [
+            client.post(
+                servers_[i % len(servers_)].api + "/chat/completions",
+                json=body or CHAT,
+                headers={"Authorization": f"Bearer {keys[(i // 2) % len(keys)]}", **headers},
+            )
+            for i in range(n)
+        ]
+        return await asyncio.gather(*calls)
+
+
+def test_a_team_rpm_is_exact_across_two_processes_and_keys(shared):
+    team, keys = team_keys(3, rpm=40)
+    results = asyncio.run(team_burst(shared, keys, 120))
+    assert count(results, 200) == 40 and count(results, 429) == 80
+    for refused in (r for r in results if r.status_code == 429):
+        assert f"team {team.name}" in refused.json()["error"]["message"]
+
+
+def test_a_team_in_flight_limit_is_exact_across_two_processes_and_keys(shared):
+    _, keys = team_keys(3, max_parallel=5)
+    body = {**CHAT, "stream": True}
+    results = asyncio.run(team_burst(shared, keys, 60, body, **{"X-Fake-Delay-Ms": "400"}))
+    assert count(results, 200) == 5 and count(results, 429) == 55
+
+
+def test_a_team_money_budget_holds_across_two_processes_under_200_streams(shared, redis_url):
+    """Each stream may cost 0.02 (10 tokens at 2000 per million) and costs 0.01 (5 tokens):
+    the team's spend, read from Redis, never passes 1.00 USD plus one reservation, every
+    admitted stream is charged its cost, and every refusal names the team and its budget."""
+    ModelPrice.objects.update_or_create(
+        pattern="fake-model", defaults={"input": Decimal(0), "output": Decimal(2000)}
+    )
+    # Each process reads the price book within 5 s: a probe key whose budget no priced
+    # request fits says when both do.
+    _, (probe,) = team_keys(1, cost_budget=Decimal("0.000001"))
+    for server in shared:
+        assert wait_until(lambda s=server: post(s, probe).status_code == 429, 30)
+    team, keys = team_keys(4, cost_budget=Decimal("1.00"), budget_period="month")
+    body = {**CHAT, "stream": True, "max_tokens": 10}
+    headers = {"X-Fake-Chunks": "5", "X-Fake-Delay-Ms": "50"}
+    results = asyncio.run(team_burst(shared, keys, 200, body, **headers))
+    admitted = count(results, 200)
+    assert admitted + count(results, 429) == 200 and 50 <= admitted <= 100
+    for refused in (r for r in results if r.status_code == 429):
+        error = refused.json()["error"]
+        assert error["code"] == "insufficient_quota"
+        assert error["message"].startswith(f"team {team.name}: monthly budget of 1.00 USD")
+    counter = (
+        f"{shared[0].env['LLM_GATEWAY_LIMITS_NAMESPACE']}:{{t{team.pk}}}:team:{team.pk}:cost:"
+        + time.strftime("%Y-%m", time.gmtime())
+    )
+
+    def spent() -> int:
+        out = subprocess.run(
+            ["redis-cli", "-u", redis_url, "GET", counter], capture_output=True, text=True
+        )
+        return int(out.stdout.strip() or 0)
+
+    assert wait_until(lambda: spent() == admitted * 10_000), (spent(), admitted)
+    assert spent() <= 1_000_000 + 20_000  # at most one reservation over, by design
