@@ -510,12 +510,69 @@ async def fake_status(request: web.Request) -> web.Response:
     return web.json_response(STATE)
 
 
+def anthropic_event(name: str, payload: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(payload)}\n\n".encode()
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    """Anthropic's Messages API, as vLLM serves it: usage {input_tokens: 10, output_tokens:
+    100}, in the answer, or in a stream's message_start and final message_delta."""
+    entry, body, early = await guard(request)
+    if early is not None:
+        return early
+    payload = json.loads(body)
+    n = int(request.headers.get("X-Fake-Chunks", "5"))
+    text = [content_for(i) for i in range(n)]
+    message = {"id": "msg_fake", "type": "message", "role": "assistant", "model": MODEL}
+    if payload.get("stream"):
+        start = {**message, "content": [], "usage": {"input_tokens": 10, "output_tokens": 1}}
+        events = [
+            anthropic_event("message_start", {"type": "message_start", "message": start}),
+            anthropic_event(
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text"}},
+            ),
+            *(
+                anthropic_event(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "text_delta", "text": piece},
+                    },
+                )
+                for piece in text
+            ),
+            anthropic_event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            anthropic_event(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn"},
+                    "usage": {"output_tokens": 100},
+                },
+            ),
+            anthropic_event("message_stop", {"type": "message_stop"}),
+        ]
+        return await stream(request, entry, events)
+    entry["completed"] = True
+    return web.json_response(
+        {
+            **message,
+            "content": [{"type": "text", "text": "".join(text)}],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 10, "output_tokens": 100},
+        }
+    )
+
+
 def make_app(with_health: bool = True) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
     app.router.add_post("/v1/embeddings", embeddings)
     app.router.add_post("/v1/responses", responses)
+    app.router.add_post("/v1/messages", messages)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/_fake/requests", fake_requests)
     app.router.add_post("/_fake/reset", fake_reset)

@@ -314,3 +314,52 @@ def test_continuous_usage_makes_a_disconnect_exact_and_is_stripped(
     row = record_of("u-cont-left")
     assert row.ending == "client_disconnected" and row.usage_source == "engine"
     assert row.completion_tokens == _content_events(received.rsplit(b"\n\n", 1)[0] + b"\n\n")
+
+
+MESSAGES = {
+    "model": "fake-model",
+    "max_tokens": 100,
+    "messages": [{"role": "user", "content": "hi"}],
+}
+
+
+def test_the_messages_api_is_metered_from_its_own_usage(gateway, api_key):
+    """Anthropic's /v1/messages (vLLM serves it): the answer's usage, or for a stream its
+    message_start and message_delta events, passed through untouched."""
+    headers = {"Authorization": f"Bearer {api_key}"}
+    plain = httpx.post(
+        gateway.api + "/messages", json=MESSAGES, headers={**headers, "X-Request-Id": "u-msg"}
+    )
+    assert plain.status_code == 200 and plain.json()["usage"] == {
+        "input_tokens": 10,
+        "output_tokens": 100,
+    }
+    with httpx.stream(
+        "POST",
+        gateway.api + "/messages",
+        json={**MESSAGES, "stream": True},
+        headers={**headers, "X-Request-Id": "u-msg-s"},
+    ) as streamed:
+        text = streamed.read().decode()
+    assert text.rstrip().endswith('data: {"type": "message_stop"}')  # byte for byte
+    for request_id, stream in (("u-msg", False), ("u-msg-s", True)):
+        row = record_of(request_id)
+        assert (row.prompt_tokens, row.completion_tokens, row.usage_source) == (10, 100, "engine")
+        assert (row.stream, row.ending, row.model) == (stream, "done", "fake-model")
+    assert record_of("u-msg-s").ttft_ms is not None  # its first text_delta
+
+
+def test_a_token_budget_charges_messages_their_real_usage(gateway):
+    """Each /v1/messages request uses 110 tokens and reserves its max_tokens (100) plus the
+    prompt: a 5,000-token budget serves 40 of them (it served 4 when these requests were
+    charged the default reservation, 1,024 and more, as an unread path)."""
+    from llm_gateway.models import ApiKey
+
+    _, key = ApiKey.create(f"msg-budget-{random.getrandbits(32):x}", token_budget=5000)
+    headers = {"Authorization": f"Bearer {key}"}
+    answers = [
+        httpx.post(gateway.api + "/messages", json=MESSAGES, headers=headers) for _ in range(40)
+    ]
+    assert [a.status_code for a in answers] == [200] * 40, [
+        a.text for a in answers if a.status_code != 200
+    ][:1]

@@ -23,7 +23,14 @@ from ..upstream.client import Answer
 from ..upstream.errors import MAX_ERROR_BODY, Stage, error_answer
 from ..upstream.tokenizer import Tokenizer
 from . import headers as header_policy
-from .endpoints import JSON_ENDPOINTS, MODELS, RESPONSES, STREAMED_ENDPOINTS
+from .endpoints import (
+    JSON_ENDPOINTS,
+    MESSAGES,
+    MODELS,
+    OPENAI_ENDPOINTS,
+    RESPONSES,
+    STREAMED_ENDPOINTS,
+)
 from .fill import (
     COMPLETED,
     asked_for_usage,
@@ -173,7 +180,7 @@ class Exchange(Lifecycle):
                 content = admission.rewrite(request, content)
         if self.relay.options.usage and request.payload is not None and status == 200:
             self.usage = usage = whole_body_usage(content, prompt_text_length(request.payload))
-            if usage is not None and usage.source != "engine":
+            if usage is not None and usage.source != "engine" and request.path in OPENAI_ENDPOINTS:
                 tokenizer = self._tokenizer()
                 self.usage = usage = await body_usage(tokenizer, request, content, usage)
                 content = with_body_usage(content, request.path, usage)
@@ -232,7 +239,7 @@ class Exchange(Lifecycle):
                         tap.feed(sent)
             except GatewayError as exc:
                 error = self.interrupted or exc
-            done = ends_with_done(last_sent)
+            done = self._ended_whole(last_sent)
             if error is not None and done:
                 boundary.flush()  # the answer was complete; only the connection's end was not
                 error = None
@@ -254,7 +261,14 @@ class Exchange(Lifecycle):
         finally:
             if not self.ended:  # closed or cancelled before the end: the client left
                 answer.close()
-                self.end("done" if ends_with_done(last_sent) else self._client_left())
+                self.end("done" if self._ended_whole(last_sent) else self._client_left())
+
+    def _ended_whole(self, last_sent: bytes) -> bool:
+        """Whether a stream's last bytes end it as its protocol says: OpenAI's ``[DONE]``, or
+        the Messages API's ``message_stop`` event."""
+        if self.request.path == MESSAGES:
+            return b"message_stop" in last_sent[-256:]
+        return ends_with_done(last_sent)
 
     async def _passthrough(self, answer: Answer) -> AsyncIterator[bytes]:
         """A large or unsized body, chunk by chunk (not SSE: a failure can only cut it)."""

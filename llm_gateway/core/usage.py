@@ -25,6 +25,7 @@ from ..sse.chunks import Chunk, chunk_text, decode_chunks
 from ..sse.decoder import SSEDecoder
 
 CHARS_PER_TOKEN = 4  # the usual estimate for English text with BPE vocabularies
+ANTHROPIC_USAGE_EVENTS = frozenset({"message_start", "message_delta"})
 
 
 class Usage:
@@ -48,6 +49,12 @@ def from_engine(usage: dict[str, Any]) -> Usage | None:
         completion = max(0, (_int(usage["total_tokens"]) or 0) - prompt)  # embeddings
     details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
     cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else None
+    if "cache_read_input_tokens" in usage or "cache_creation_input_tokens" in usage:
+        # Anthropic's Messages API: input_tokens leaves out the prompt read from or written
+        # to the cache; the prompt is all three, and the cached part is what was read.
+        cached = _int(usage.get("cache_read_input_tokens")) or 0
+        written = _int(usage.get("cache_creation_input_tokens")) or 0
+        prompt = (prompt or 0) + cached + written
     if prompt is None and completion is None:
         return None
     return Usage(prompt, completion, cached, "engine")
@@ -73,7 +80,8 @@ def prompt_text_length(payload: dict[str, Any] | None) -> int:
     for message in payload.get("messages") or ():
         if isinstance(message, dict):
             total += _text_length(message.get("content"))
-    return total + _text_length(payload.get("prompt")) + _text_length(payload.get("input"))
+    texts = ("prompt", "input", "system")  # system: the Messages API's, apart from messages
+    return total + sum(_text_length(payload.get(name)) for name in texts)
 
 
 def _text_length(value: Any) -> int:
@@ -218,7 +226,12 @@ class StreamMeter:
             self.head = chunk
         if chunk_text(chunk):
             self.content_events += 1
-        if chunk.usage:
+        if chunk.type in ANTHROPIC_USAGE_EVENTS:
+            # message_start carries the input tokens, each message_delta the output so far.
+            usage = chunk.usage if chunk.usage else (chunk.message or {}).get("usage")
+            if isinstance(usage, dict):
+                self.usage = {**(self.usage or {}), **usage}
+        elif chunk.usage:
             self.usage = chunk.usage
         elif chunk.type == "response.completed" and isinstance(chunk.response, dict):
             usage = chunk.response.get("usage")
@@ -279,7 +292,7 @@ def prompt_text(payload: dict[str, Any] | None) -> str:
         if isinstance(message, dict):
             parts += _texts(message.get("content"))
     parts += _texts(payload.get("prompt")) + _texts(payload.get("input"))
-    return "\n".join(parts)
+    return "\n".join(parts + _texts(payload.get("system")))
 
 
 def _texts(value: Any) -> list[str]:

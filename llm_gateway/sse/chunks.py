@@ -21,6 +21,7 @@ import msgspec
 import orjson
 
 RESPONSES_TEXT_DELTA = "response.output_text.delta"
+MESSAGES_DELTA = "content_block_delta"
 
 
 class Delta(msgspec.Struct, gc=False):
@@ -43,6 +44,7 @@ class Chunk(msgspec.Struct, gc=False):
     type: str | None = None  # Responses API events
     delta: Any = None
     response: dict[str, Any] | None = None  # response.completed carries the usage
+    message: dict[str, Any] | None = None  # Anthropic's message_start carries the input usage
 
 
 _decode_one = msgspec.json.Decoder(Chunk).decode
@@ -72,7 +74,12 @@ def chunk_text(chunk: Chunk) -> str:
     if chunk.choices:
         return "".join(map(choice_text, chunk.choices))
     delta = chunk.delta
-    return delta if chunk.type == RESPONSES_TEXT_DELTA and isinstance(delta, str) else ""
+    if chunk.type == RESPONSES_TEXT_DELTA and isinstance(delta, str):
+        return delta
+    if chunk.type == MESSAGES_DELTA and isinstance(delta, dict):  # Anthropic's text_delta
+        text = delta.get("text")
+        return text if isinstance(text, str) else ""
+    return ""
 
 
 def _decode_or_read(payload: bytes) -> Chunk | None:
