@@ -20,6 +20,7 @@ from django.utils.functional import cached_property
 from django.utils.safestring import mark_safe
 
 from . import keys
+from .conf import conf
 from .models import (
     ApiKey,
     ApiKeyQuerySet,
@@ -347,17 +348,33 @@ class RequestLogAdmin(admin.ModelAdmin):
         return [overview, *super().get_urls()]
 
     def usage_view(self, request: HttpRequest) -> HttpResponse:
-        """The top keys and models by tokens, and errors by code, over 30 days."""
+        """Cost per day and per team, the top keys and models by cost and by tokens, and
+        errors by code, over 30 days; ``?team=NAME`` narrows the chart and the tops."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         since = reports.today() - dt.timedelta(days=29)
+        team = request.GET.get("team") or None
+        days = reports.daily_cost(team)
+        currency = conf.CURRENCY
+        chart = charts.bars(
+            [d["cost"] for d in days],
+            [d["day"].strftime("%b %d") for d in days],
+            f"Cost per day, {currency}" + (f", team {team}" if team else ""),
+            shown="{:,.2f}".format,
+        )
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "title": "Usage, last 30 days",
             "since": since,
-            "top_keys": reports.top("key_name", since),
-            "top_models": reports.top("model", since),
+            "team": team,
+            "currency": currency,
+            "cost_chart": mark_safe(chart),  # built here, every text in it escaped
+            "teams": reports.grouped("team", since),
+            "top_keys_by_cost": reports.top("key_name", since, by="cost", team=team),
+            "top_models_by_cost": reports.top("model", since, by="cost", team=team),
+            "top_keys": reports.top("key_name", since, team=team),
+            "top_models": reports.top("model", since, team=team),
             "errors": reports.errors_by_code(since),
         }
         return TemplateResponse(request, "admin/llm_gateway/usage_overview.html", context)

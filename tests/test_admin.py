@@ -116,3 +116,56 @@ def test_only_staff_with_permission_see_keys_usage_and_the_request_log(client, d
     for page in pages:  # staff, without the app's permissions
         assert client.get(page).status_code == 403, page
     assert "guarded" not in client.get(reverse("admin:index")).content.decode()
+
+
+def test_teams_prices_and_the_usage_by_team_with_its_daily_cost(admin_client, admin_user):
+    import datetime as dt
+    from decimal import Decimal
+
+    from django.contrib.auth.models import Group
+
+    from llm_gateway.models import ModelPrice, TeamLimits, UsageDaily
+
+    team = Group.objects.create(name="ml-research")
+    admin_user.groups.add(team)
+    limits = TeamLimits.objects.create(group=team, cost_budget=Decimal("500"), rpm=60)
+    key, _ = ApiKey.create("team-key", team=team)
+    ApiKey.create("loner")
+    today = dt.datetime.now(dt.UTC).date()
+    for days_ago, cost in ((0, "1.25"), (3, "0.75")):
+        UsageDaily.objects.create(
+            key=key,
+            key_name=key.name,
+            model="llama-3-8b",
+            day=today - dt.timedelta(days=days_ago),
+            requests=2,
+            prompt_tokens=10,
+            completion_tokens=20,
+            team=team.name,
+            cost=Decimal(cost),
+        )
+    UsageDaily.objects.create(key_name="loner", model="other", day=today, requests=1, unpriced=1)
+    ModelPrice.objects.create(pattern="llama-3-*", input=Decimal("0.15"), output=Decimal("0.6"))
+
+    page = admin_client.get(reverse("admin:llm_gateway_teamlimits_changelist")).content.decode()
+    assert "ml-research" in page and "2.00 USD" in page and "60 rpm" in page
+    page = admin_client.get(
+        reverse("admin:llm_gateway_teamlimits_change", args=[limits.pk])
+    ).content.decode()
+    assert "team-key (sk-" in page and admin_user.username in page
+    listed = admin_client.get(
+        reverse("admin:llm_gateway_apikey_changelist") + f"?team__id__exact={team.pk}"
+    )
+    assert "team-key" in listed.content.decode() and "loner" not in listed.content.decode()
+    page = admin_client.get(reverse("admin:llm_gateway_modelprice_changelist")).content.decode()
+    assert "llama-3-*" in page
+
+    usage = reverse("admin:llm_gateway_usage_overview")
+    page = admin_client.get(usage).content.decode()
+    assert 'aria-label="Cost per day, USD"' in page and "(max 1.25)" in page
+    assert re.search(r'href="\?team=ml-research">ml-research</a></td><td>2\.000000<', page)
+    assert "(no team)" in page
+    page = admin_client.get(usage + "?team=ml-research").content.decode()
+    assert 'aria-label="Cost per day, USD, team ml-research"' in page
+    top = page.split('id="top-models-by-cost"')[1].split("</table>")[0]
+    assert "llama-3-8b" in top and "other" not in top

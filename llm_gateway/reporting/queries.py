@@ -4,6 +4,7 @@ for the admin's pages and ``manage.py usage_report``."""
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import Q, Sum
@@ -94,13 +95,18 @@ def daily(key: str, days: int = 30) -> list[dict[str, Any]]:
     return out
 
 
-def top(field: str, since: dt.date, limit: int = 10) -> list[dict[str, Any]]:
-    """The keys (``key_name``) or models (``model``) that used the most tokens."""
+def top(
+    field: str, since: dt.date, limit: int = 10, by: str = "tokens", team: str | None = None
+) -> list[dict[str, Any]]:
+    """The keys (``key_name``) or models (``model``) that used the most tokens (or ``by``
+    cost), of one team or of all."""
+    rows = UsageDaily.objects.filter(day__gte=since)
+    if team is not None:
+        rows = rows.filter(team=team)
     rows = (
-        UsageDaily.objects.filter(day__gte=since)
-        .values(field)
+        rows.values(field)
         .annotate(**TOTALS, n_tokens=Sum("prompt_tokens") + Sum("completion_tokens"))
-        .order_by("-n_tokens")[:limit]
+        .order_by("-n_cost" if by == "cost" else "-n_tokens")[:limit]
     )
     out = []
     for row in rows:
@@ -108,6 +114,20 @@ def top(field: str, since: dt.date, limit: int = 10) -> list[dict[str, Any]]:
         tokens = totals["prompt_tokens"] + totals["completion_tokens"]
         out.append({"name": row[field] or "-", "tokens": tokens, **totals})
     return out
+
+
+def daily_cost(team: str | None = None, days: int = 30) -> list[dict[str, Any]]:
+    """Each of the last ``days`` days' cost (oldest first, days without use at 0), of one
+    team or of all."""
+    first = today() - dt.timedelta(days=days - 1)
+    rows = UsageDaily.objects.filter(day__gte=first)
+    if team is not None:
+        rows = rows.filter(team=team)
+    found = {row["day"]: row["cost"] for row in rows.values("day").annotate(cost=Sum("cost"))}
+    return [
+        {"day": day, "cost": Decimal(found.get(day) or 0)}
+        for day in (first + dt.timedelta(days=offset) for offset in range(days))
+    ]
 
 
 def errors_by_code(since: dt.date) -> list[dict[str, Any]]:
