@@ -16,6 +16,7 @@ from django.db import close_old_connections, models
 from django.utils import timezone
 
 from . import keys
+from .conf import conf
 from .core.cost import Price
 from .limits.spec import FIELDS as LIMIT_FIELDS
 from .limits.spec import OWNER_LIMITS, TEAM_LIMITS
@@ -86,7 +87,9 @@ class LimitFields(models.Model):
             f"{self.tpm} tpm" if self.tpm else "",
             f"{self.max_parallel} parallel" if self.max_parallel else "",
             f"{self.token_budget}/{self.budget_period}" if self.token_budget else "",
-            f"{self.cost_budget.normalize():f}/{self.budget_period}" if self.cost_budget else "",
+            f"{self.cost_budget.normalize():f} {conf.CURRENCY}/{self.budget_period}"
+            if self.cost_budget
+            else "",
             f"models {self.allowed_models}" if self.allowed_models else "",
         ]
         return ", ".join(part for part in parts if part) or "-"

@@ -126,7 +126,7 @@ def test_set_team_and_user_limits_create_the_row_and_take_a_cost_budget():
     out, _ = run("set_team_limits", "ml", "--cost-budget", "500", "--budget-period", "month")
     limits = TeamLimits.objects.get(group__name="ml")
     assert limits.cost_budget == Decimal("500") and limits.budget_period == "month"
-    assert out.strip() == "team ml: 500/month"
+    assert out.strip() == "team ml: 500 USD/month"
     run("set_team_limits", "ml", "--rpm", "60", "--cost-budget", "none")
     limits.refresh_from_db()
     assert (limits.rpm, limits.cost_budget) == (60, None)
