@@ -6,7 +6,9 @@ Features: ``logging`` (response logging), ``usage`` (usage accounting and the re
 or apart: ``usage-counting``, ``request-log``), ``metrics`` (the Prometheus observer),
 ``limits`` (a key with every limit set against one with none; with ``REDIS_URL`` set, the
 limits are in that Redis), ``routing`` (three replicas, three fake engines, against one),
-``validation`` (the request checks of ``core/validate.py`` against the table emptied).
+``validation`` (the request checks of ``core/validate.py`` against the table emptied),
+``money`` (a price book entry for the model and money budgets on the key, its owner and its
+team, against none: pricing every request and the budgets' reservations).
 bench/run.sh measures each target once, one after the other, so machine noise between two
 targets (seen up to 10% on two processes running the same code) lands in the on/off ratio.
 Here two gateways (the feature off, on) run side by side (on SQLite files of their own, or
@@ -68,6 +70,8 @@ FEATURES = {  # feature: the settings that turn it on (off: each one "false")
     "routing": (),
     # core/validate.py's checks against the same gateway with its table emptied.
     "validation": (),
+    # Prices and money budgets at three levels against none (in Redis when REDIS_URL is set).
+    "money": ("BENCH_MONEY",),
 }
 REPLICA_PORTS = (9111, 9112, 9113)
 

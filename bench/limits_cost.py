@@ -1,6 +1,8 @@
 """The limits policy alone, in process: CPU per request for admit + settle, a key with every
-limit, 16 requests at a time; in process memory, and in Redis when REDIS_URL is set, next to
-redis-py's asyncio client running the same script (why limits/resp.py exists).
+limit (one level), then a key, its owner and its team each with every limit and a money
+budget (three levels, priced), 16 requests at a time; in process memory, and in Redis when
+REDIS_URL is set, next to redis-py's asyncio client running the same script (why
+limits/redis_client.py exists).
 
     REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python bench/limits_cost.py [--requests N]
 """
@@ -12,6 +14,7 @@ import asyncio
 import os
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -25,18 +28,27 @@ import orjson  # noqa: E402
 import uvloop  # noqa: E402
 
 from llm_gateway.core import GatewayRequest, Principal, RequestRecord  # noqa: E402
+from llm_gateway.core.cost import Price  # noqa: E402
 from llm_gateway.limits import LimitsOptions, LimitsPolicy  # noqa: E402
 from llm_gateway.limits.redis_store import ADMIT  # noqa: E402
 from llm_gateway.limits.spec import Limits, Scope  # noqa: E402
 
 LIMITS = Limits(rpm=10**9, tpm=10**9, max_parallel=10**6, models=("fake-*",), token_budget=10**15)
 SCOPES = (Scope("key", "bench000", "bench", LIMITS, "kbench000"),)
+MONEY = Limits(rpm=10**9, tpm=10**9, max_parallel=10**6, token_budget=10**15, cost_budget=10**15)
+LEVELS = (
+    Scope("key", "bench000", "bench", MONEY, "u1"),
+    Scope("user", "1", "bench-user", MONEY, "u1"),
+    Scope("team", "1", "bench-team", MONEY, "t1"),
+)
+PRICE = Price("fake-*", Decimal("0.15"), Decimal("0.075"), Decimal("0.60"), 1)
 BODY = b'{"model":"fake-model","messages":[{"role":"user","content":"Say hello."}],"max_tokens":32}'
 
 
-async def policy_cost(requests: int, redis_url: str) -> float:
+async def policy_cost(requests: int, redis_url: str, scopes: tuple[Scope, ...] = SCOPES) -> float:
     policy = LimitsPolicy(LimitsOptions(redis_url=redis_url, namespace="bench"))
-    principal = Principal(1, "bench", "bench000", SCOPES)
+    principal = Principal(1, "bench", "bench000", scopes)
+    price = PRICE if scopes is LEVELS else None
     payload = orjson.loads(BODY)
 
     async def one() -> None:
@@ -44,9 +56,12 @@ async def policy_cost(requests: int, redis_url: str) -> float:
             "POST", "/chat/completions", b"", [], BODY, "r", principal, payload=payload
         )
         record = RequestRecord("r", "POST", "/chat/completions", principal)
+        record.price = price
         admission = await policy.admit(request, record)
         assert admission is not None
         record.prompt_tokens, record.completion_tokens, record.ttfb = 5, 7, 0.1
+        if price is not None:
+            record.cost = price.cost(5, 0, 7)
         admission.settle(record)
 
     async def worker() -> None:
@@ -88,11 +103,21 @@ def main() -> None:
     url = os.environ.get("REDIS_URL", "")
     memory = uvloop.run(policy_cost(args.requests, ""))
     print(f"limits in memory: {memory * 1e6:.1f} us CPU per request (admit + settle)")
+    levels = uvloop.run(policy_cost(args.requests, "", LEVELS))
+    print(
+        f"three levels in memory, money budgets priced: {levels * 1e6:.1f} us "
+        f"(x{levels / memory:.2f} one level)"
+    )
     if not url:
         print("REDIS_URL is not set: Redis skipped")
         return
     shared = uvloop.run(policy_cost(args.requests, url))
     print(f"limits in Redis:  {shared * 1e6:.1f} us CPU per request (admit + settle)")
+    levels = uvloop.run(policy_cost(args.requests, url, LEVELS))
+    print(
+        f"three levels in Redis, money budgets priced: {levels * 1e6:.1f} us "
+        f"(x{levels / shared:.2f} one level)"
+    )
     redis_py = uvloop.run(redis_py_cost(url, args.requests))
     print(f"redis-py asyncio: {redis_py * 1e6:.1f} us CPU per EVALSHA")
 

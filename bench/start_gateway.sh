@@ -6,7 +6,8 @@
 # the PID the harness measures is the server's. Extra daphne options: $DAPHNE_ARGS; the
 # application: $GATEWAY_APP (project.asgi:application, the fast path). BENCH_KEY_LIMITS=true
 # gives the key every limit (high enough never to refuse: the cost of checking them; the
-# limits are in Redis when REDIS_URL is set).
+# limits are in Redis when REDIS_URL is set). BENCH_MONEY=true prices the model and gives the
+# key, its owner and its team a money budget (pricing and money budgets: their cost).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=$1
@@ -28,6 +29,19 @@ limits = {}
 if os.environ.get("BENCH_KEY_LIMITS") == "true":
     limits = dict(rpm=10**9, tpm=10**9, max_parallel=10**6, allowed_models="fake-*",
                   token_budget=10**15, budget_period="day")
+if os.environ.get("BENCH_MONEY") == "true":
+    from decimal import Decimal
+    from django.contrib.auth.models import Group, User
+    from llm_gateway.models import ModelPrice, TeamLimits, UserLimits
+    ModelPrice.objects.update_or_create(
+        pattern="fake-*", defaults=dict(input=Decimal("0.15"), output=Decimal("0.60"))
+    )
+    budget = dict(cost_budget=Decimal(10**9), budget_period="month")
+    team, _ = Group.objects.get_or_create(name="bench-team")
+    TeamLimits.objects.update_or_create(group=team, defaults=budget)
+    owner, _ = User.objects.get_or_create(username="bench-owner")
+    UserLimits.objects.update_or_create(user=owner, defaults=budget)
+    limits |= dict(budget, team=team, owner=owner)
 ApiKey.objects.create(name="bench", prefix=keys.prefix_of(raw), digest=keys.digest(raw), **limits)
 PY
 ulimit -n "$(ulimit -Hn)"  # a thousand open streams need two thousand sockets

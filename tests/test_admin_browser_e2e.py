@@ -201,9 +201,7 @@ def test_teams_prices_and_the_cost_by_team_in_a_real_browser(gateway, server_log
         "search",
         "support-bots",
     }
-    assert any(
-        "ml-research" in row and "500 USD/month" in row for row in seen["limits"]
-    )
+    assert any("ml-research" in row and "500 USD/month" in row for row in seen["limits"])
     assert any("llama-3-*" in row and "0.15" in row for row in seen["prices"])
     for name in ("admin-usage-by-team.png", "admin-teams.png", "admin-prices.png"):
         assert (folder / name).stat().st_size > 10_000

@@ -210,14 +210,16 @@ def count(results, status):
 
 
 async def burst(servers_, key, n, body=None, **headers):
-    """n requests at once, alternating between the gateways."""
+    """n requests at once, alternating between the gateways (and, for a list of keys,
+    between the keys every two requests)."""
+    keys = [key] if isinstance(key, str) else key
     limits = httpx.Limits(max_connections=n)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
         calls = [
             client.post(
                 servers_[i % len(servers_)].api + "/chat/completions",
                 json=body or CHAT,
-                headers={"Authorization": f"Bearer {key}", **headers},
+                headers={"Authorization": f"Bearer {keys[(i // 2) % len(keys)]}", **headers},
             )
             for i in range(n)
         ]
@@ -349,24 +351,9 @@ def team_keys(count_: int = 2, **limits) -> tuple[Group, list[str]]:
     return team, raws
 
 
-async def team_burst(servers_, keys, n, body=None, **headers):
-    """n requests at once, alternating between the gateways and between the team's keys."""
-    limits = httpx.Limits(max_connections=n)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
-        calls = [
-            client.post(
-                servers_[i % len(servers_)].api + "/chat/completions",
-                json=body or CHAT,
-                headers={"Authorization": f"Bearer {keys[(i // 2) % len(keys)]}", **headers},
-            )
-            for i in range(n)
-        ]
-        return await asyncio.gather(*calls)
-
-
 def test_a_team_rpm_is_exact_across_two_processes_and_keys(shared):
     team, keys = team_keys(3, rpm=40)
-    results = asyncio.run(team_burst(shared, keys, 120))
+    results = asyncio.run(burst(shared, keys, 120))
     assert count(results, 200) == 40 and count(results, 429) == 80
     for refused in (r for r in results if r.status_code == 429):
         assert f"team {team.name}" in refused.json()["error"]["message"]
@@ -375,7 +362,7 @@ def test_a_team_rpm_is_exact_across_two_processes_and_keys(shared):
 def test_a_team_in_flight_limit_is_exact_across_two_processes_and_keys(shared):
     _, keys = team_keys(3, max_parallel=5)
     body = {**CHAT, "stream": True}
-    results = asyncio.run(team_burst(shared, keys, 60, body, **{"X-Fake-Delay-Ms": "400"}))
+    results = asyncio.run(burst(shared, keys, 60, body, **{"X-Fake-Delay-Ms": "400"}))
     assert count(results, 200) == 5 and count(results, 429) == 55
 
 
@@ -394,7 +381,7 @@ def test_a_team_money_budget_holds_across_two_processes_under_200_streams(shared
     team, keys = team_keys(4, cost_budget=Decimal("1.00"), budget_period="month")
     body = {**CHAT, "stream": True, "max_tokens": 10}
     headers = {"X-Fake-Chunks": "5", "X-Fake-Delay-Ms": "50"}
-    results = asyncio.run(team_burst(shared, keys, 200, body, **headers))
+    results = asyncio.run(burst(shared, keys, 200, body, **headers))
     admitted = count(results, 200)
     assert admitted + count(results, 429) == 200 and 50 <= admitted <= 100
     for refused in (r for r in results if r.status_code == 429):

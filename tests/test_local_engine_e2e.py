@@ -88,7 +88,7 @@ def test_streamed_content_equals_the_plain_answer(client):
     assert plain and streamed == plain
 
 
-def test_usage_asked_of_a_stream_comes_though_the_engine_sends_none(client, llama_gateway):
+def test_usage_asked_of_a_stream_comes_through_the_engine_sends_none(client, llama_gateway):
     """llama-cpp-python ignores ``include_usage``; the gateway sends OpenAI's final usage
     chunk from its meter (issue 23), before ``[DONE]``."""
     stream = client.chat.completions.create(

@@ -97,6 +97,21 @@ def limit_values(options: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def set_limits(row: Any, options: dict[str, Any]) -> str:
+    """Set the limits the flags give on a limits row (a key's, a user's, a team's) and save
+    those fields; returns the row's limits as one line."""
+    try:
+        values = limit_values(options)
+    except argparse.ArgumentTypeError as exc:
+        raise CommandError(str(exc)) from None
+    if values:
+        for field, value in values.items():
+            setattr(row, field, value)
+        extra = ["updated_at"] if hasattr(row, "updated_at") else []
+        row.save(update_fields=[*values, *extra])
+    return str(row.limits_summary())
+
+
 def team_named(name: str) -> Group:
     try:
         return Group.objects.get(name=name)

@@ -36,6 +36,18 @@ def _totals(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _rollups(key: str | None, since: dt.date | None, until: dt.date | None) -> Any:
+    """The daily rollups of one key (or all), between two days (both included)."""
+    rows = UsageDaily.objects.all()
+    if key is not None:
+        rows = rows.filter(key_name=key)
+    if since is not None:
+        rows = rows.filter(day__gte=since)
+    if until is not None:
+        rows = rows.filter(day__lte=until)
+    return rows
+
+
 def today() -> dt.date:
     return timezone.now().date()
 
@@ -44,13 +56,7 @@ def by_key_and_model(
     key: str | None = None, since: dt.date | None = None, until: dt.date | None = None
 ) -> list[dict[str, Any]]:
     """One row per key and model over the period: requests, tokens, cost, errors."""
-    rows = UsageDaily.objects.all()
-    if key is not None:
-        rows = rows.filter(key_name=key)
-    if since is not None:
-        rows = rows.filter(day__gte=since)
-    if until is not None:
-        rows = rows.filter(day__lte=until)
+    rows = _rollups(key, since, until)
     totals = rows.values("key_name", "model").annotate(**TOTALS).order_by("key_name", "model")
     return [{"key": row["key_name"], "model": row["model"], **_totals(row)} for row in totals]
 
@@ -60,13 +66,7 @@ def grouped(
 ) -> list[dict[str, Any]]:
     """Totals per team, owner, key or model over the days given (both included), the
     largest cost first; requests of no team or owner are grouped under ``-``."""
-    rows = UsageDaily.objects.all()
-    if key is not None:
-        rows = rows.filter(key_name=key)
-    if since is not None:
-        rows = rows.filter(day__gte=since)
-    if until is not None:
-        rows = rows.filter(day__lte=until)
+    rows = _rollups(key, since, until)
     field = GROUPS[by]
     totals = rows.values(field).annotate(**TOTALS).order_by("-n_cost", field)
     return [{by: row[field] or "-", **_totals(row)} for row in totals]

@@ -25,43 +25,26 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import aiohttp
 import orjson
 
 from ..errors import GatewayError
 from .options import WatchdogOptions
-from .tokenizer import SERIALIZED, Tokenizer
+from .tokenizer import SERIALIZED, Replica, Tokenizer
 
 
-class Probed(Protocol):
+class Probed(Replica, Protocol):
     """What the watchdog needs of its replica (``client.Upstream``; named here so that this
-    module does not import the client that holds it)."""
+    module does not import the client that holds it): the tokenizer's needs, and more."""
 
     name: str
     url: str
     models: set[str]
     configured_models: frozenset[str] | None  # given in the settings: nothing to discover
-    in_flight: int
     finished: int
     tokenizer: Tokenizer
-
-    @property
-    def origin(self) -> str: ...
-
-    def auth_headers(self) -> list[tuple[str, str]]: ...
-
-    async def send(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: list[tuple[str, str]],
-        body: bytes | None,
-        timeout: aiohttp.ClientTimeout | None = ...,
-        probe: bool = ...,
-    ) -> Any: ...
 
 
 logger = logging.getLogger(__name__)

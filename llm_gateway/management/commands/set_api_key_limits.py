@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from llm_gateway import keys
-from llm_gateway.management.limit_options import add_limit_arguments, limit_values
+from llm_gateway.management.limit_options import add_limit_arguments, set_limits
 from llm_gateway.models import ApiKey
 
 
@@ -21,19 +20,11 @@ class Command(BaseCommand):
         add_limit_arguments(parser)
 
     def handle(self, *args: Any, key: str, **options: Any) -> None:
-        try:
-            values = limit_values(options)
-        except argparse.ArgumentTypeError as exc:
-            raise CommandError(str(exc)) from None
         matches = list(ApiKey.objects.named(key))
         if not matches:
             raise CommandError(f"No API key with name or prefix {key!r}.")
         if len(matches) > 1:
             raise CommandError(f"{key!r} matches several keys; use the name.")
         api_key = matches[0]
-        if values:
-            for field, value in values.items():
-                setattr(api_key, field, value)
-            api_key.save(update_fields=[*values, "updated_at"])
-        summary = api_key.limits_summary()
+        summary = set_limits(api_key, options)
         self.stdout.write(f"{api_key.name} ({keys.display(api_key.prefix)}): {summary}")

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
-from llm_gateway.management.limit_options import add_limit_arguments, limit_values, team_named
+from llm_gateway.management.limit_options import add_limit_arguments, set_limits, team_named
 from llm_gateway.models import TeamLimits
 
 
@@ -21,13 +20,5 @@ class Command(BaseCommand):
         add_limit_arguments(parser)
 
     def handle(self, *args: Any, team: str, **options: Any) -> None:
-        try:
-            values = limit_values(options)
-        except argparse.ArgumentTypeError as exc:
-            raise CommandError(str(exc)) from None
         limits, _ = TeamLimits.objects.get_or_create(group=team_named(team))
-        if values:
-            for field, value in values.items():
-                setattr(limits, field, value)
-            limits.save(update_fields=list(values))
-        self.stdout.write(f"team {team}: {limits.limits_summary()}")
+        self.stdout.write(f"team {team}: {set_limits(limits, options)}")

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
-from llm_gateway.management.limit_options import add_limit_arguments, limit_values, user_named
+from llm_gateway.management.limit_options import add_limit_arguments, set_limits, user_named
 from llm_gateway.models import UserLimits
 
 
@@ -20,13 +19,5 @@ class Command(BaseCommand):
         add_limit_arguments(parser)
 
     def handle(self, *args: Any, username: str, **options: Any) -> None:
-        try:
-            values = limit_values(options)
-        except argparse.ArgumentTypeError as exc:
-            raise CommandError(str(exc)) from None
         limits, _ = UserLimits.objects.get_or_create(user=user_named(username))
-        if values:
-            for field, value in values.items():
-                setattr(limits, field, value)
-            limits.save(update_fields=list(values))
-        self.stdout.write(f"user {username}: {limits.limits_summary()}")
+        self.stdout.write(f"user {username}: {set_limits(limits, options)}")
