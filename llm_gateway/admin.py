@@ -309,6 +309,8 @@ class RequestLogAdmin(admin.ModelAdmin):
         "prompt_tokens",
         "completion_tokens",
         "usage_source",
+        "cost",
+        "team",
         "ttft_ms",
         "duration_ms",
         "ending",
