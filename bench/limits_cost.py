@@ -61,7 +61,7 @@ async def policy_cost(requests: int, redis_url: str, scopes: tuple[Scope, ...] =
         assert admission is not None
         record.prompt_tokens, record.completion_tokens, record.ttfb = 5, 7, 0.1
         if price is not None:
-            record.cost = price.cost(5, 0, 7)
+            record.cost_micro = price.micro_cost(5, 0, 7)
         admission.settle(record)
 
     async def worker() -> None:

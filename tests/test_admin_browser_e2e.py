@@ -163,7 +163,8 @@ def test_teams_prices_and_the_cost_by_team_in_a_real_browser(gateway, server_log
                     rec.model, rec.status, rec.ending = model, 200, "done"
                     rec.prompt_tokens, rec.completion_tokens = 40_000 + 900 * day, 2_000 + 50 * i
                     rec.price = prices[model]
-                    rec.cost = rec.price.cost(rec.prompt_tokens, 0, rec.completion_tokens)
+                    tokens = rec.prompt_tokens, 0, rec.completion_tokens
+                    rec.cost_micro = rec.price.micro_cost(*tokens)
                     rec.created = (timezone.now() - dt.timedelta(days=29 - day)).timestamp()
                     rows.append(row_of(rec))
     write_rows(rows)

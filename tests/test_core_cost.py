@@ -1,6 +1,10 @@
-"""A request's cost from its usage: exact in Decimal, cached tokens at the cached price."""
+"""A request's cost from its usage: exact (integers of micro-units, the same as the Decimal
+sum rounded up), cached tokens at the cached price."""
 
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal, localcontext
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from llm_gateway.core.cost import Price, micro, money
 
@@ -23,3 +27,22 @@ def test_a_fraction_of_a_micro_unit_is_rounded_up():
     assert PRICE.cost(1, 0, 0) == Decimal("0.000001")  # 0.00000015, never free
     assert micro(Decimal("0.0000001")) == 1 and micro(Decimal("1.5")) == 1_500_000
     assert money(1_500_000) == Decimal("1.500000")
+
+
+@given(
+    prices=st.tuples(*[st.decimals(0, 1000, places=6) for _ in range(3)]),
+    tokens=st.tuples(*[st.integers(-10, 10**9) for _ in range(3)]),
+)
+def test_the_integer_arithmetic_is_the_decimal_sum_rounded_up(prices, tokens):
+    price = Price("m", *prices)
+    prompt, cached, completion = tokens
+    prompt, completion = max(prompt, 0), max(completion, 0)
+    cached = min(max(cached, 0), prompt)
+    with localcontext() as context:
+        context.prec = 60  # the reference sum exact, whatever its size
+        exact = (
+            (prompt - cached) * prices[0] + cached * prices[1] + completion * prices[2]
+        ) / 10**6
+        expected = exact.quantize(Decimal("0.000001"), rounding=ROUND_CEILING)
+    assert price.cost(*tokens) == expected
+    assert price.micro_cost(*tokens) == micro(expected)

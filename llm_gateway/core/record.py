@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from .cost import Price
 from .request import Principal
@@ -41,7 +40,8 @@ class RequestRecord:
     limited: str = ""
     tried: list[str] = field(default_factory=list)  # replicas that failed before ``upstream``
     price: Price | None = None  # the price-book entry for ``model`` (None: unpriced)
-    cost: Decimal | None = None  # set when the request settles (``pricing``)
+    # micro-units of the currency (``core.cost``), set when the request settles (``pricing``)
+    cost_micro: int | None = None
     ending: str | None = None
 
     def since_start(self) -> float:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import orjson
 
-from ..core.cost import micro
 from ..core.hooks import Admission, Policy
 from ..core.record import RequestRecord
 from ..core.request import GatewayRequest
@@ -88,8 +87,8 @@ def tokens_used(record: RequestRecord, checks: list[Check]) -> int:
 def cost_used(record: RequestRecord, checks: list[Check]) -> int:
     """The same for money, in micro-units: the request's cost (``pricing`` set it at settle)
     if known; nothing if no answer came; else what was reserved."""
-    if record.cost is not None:
-        return micro(record.cost)
+    if record.cost_micro is not None:
+        return record.cost_micro
     if record.ttfb is None:
         return 0
     return max((c.amount for c in checks if c.kind == "cost"), default=0)
@@ -171,7 +170,7 @@ class LimitsPolicy(Policy):
             request.path, request.payload, self.options.default_max_tokens
         )
         price = record.price
-        cost = micro(price.cost(prompt, 0, completion)) if price and plan.counts_cost else 0
+        cost = price.micro_cost(prompt, 0, completion) if price and plan.counts_cost else 0
         return prompt + completion, cost
 
     async def _decide(

@@ -27,6 +27,7 @@ from asgiref.sync import sync_to_async
 from django.db import DatabaseError, IntegrityError, close_old_connections, connection, transaction
 from django.db.models import F
 
+from ..core.cost import money
 from ..core.hooks import Observer
 from ..core.record import RequestRecord
 
@@ -88,8 +89,8 @@ def row_of(record: RequestRecord) -> Row:
         (record.client or "")[:64],
         ",".join(record.tried)[:500],
         key.team[:150] if key is not None else "",
-        record.cost,
-        record.price.version if record.price is not None and record.cost is not None else None,
+        money(cost) if (cost := record.cost_micro) is not None else None,
+        record.price.version if record.price is not None and cost is not None else None,
     )
 
 

@@ -41,9 +41,9 @@ class Costing(Admission):
             return
         if record.prompt_tokens is None and record.completion_tokens is None:
             if record.ttfb is None:  # no answer came: nothing to pay
-                record.cost = price.cost(0, 0, 0)
+                record.cost_micro = 0
             return  # answered, usage unknown: the budgets keep what they reserved
-        record.cost = price.cost(
+        record.cost_micro = price.micro_cost(
             record.prompt_tokens or 0, record.cached_tokens or 0, record.completion_tokens or 0
         )
 
