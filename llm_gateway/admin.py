@@ -311,6 +311,7 @@ class RequestLogAdmin(admin.ModelAdmin):
         "usage_source",
         "cost",
         "team",
+        "owner",
         "ttft_ms",
         "duration_ms",
         "ending",

@@ -304,6 +304,7 @@ class RequestLog(models.Model):
         max_length=500, blank=True, default=""
     )
     team = models.CharField(max_length=150, blank=True, default="")  # the key's, then
+    owner = models.CharField(max_length=150, blank=True, default="")  # the key's, then
     cost = models.DecimalField(  # empty: the model has no price (unpriced)
         max_digits=18, decimal_places=6, null=True, blank=True
     )
@@ -334,6 +335,7 @@ class UsageDaily(models.Model):
     cached_tokens = models.BigIntegerField(default=0)
     errors = models.BigIntegerField(default=0)
     team = models.CharField(max_length=150, blank=True, default="")  # the key's team then
+    owner = models.CharField(max_length=150, blank=True, default="")  # the key's owner then
     cost = models.DecimalField(max_digits=20, decimal_places=6, default=Decimal(0))
     unpriced = models.BigIntegerField(default=0)  # requests whose model had no price
 

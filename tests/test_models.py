@@ -44,3 +44,24 @@ def test_queryset_revoke_counts_only_active_ones_and_bumps_updated_at():
     assert ApiKey.objects.all().revoke() == 1
     a.refresh_from_db()
     assert a.status == "revoked" and a.updated_at > before
+
+
+def test_migration_0006_gives_the_rollups_written_before_it_their_keys_owners():
+    import importlib
+
+    from django.apps import apps
+    from django.contrib.auth.models import User
+
+    from llm_gateway.models import UsageDaily
+
+    migration = importlib.import_module("llm_gateway.migrations.0006_owner_in_the_log")
+    ann = User.objects.create(username="ann")
+    owned, _ = ApiKey.create("owned", owner=ann)
+    ownerless, _ = ApiKey.create("ownerless")
+    today = dt.date.today()
+    for key in (owned, ownerless):
+        UsageDaily.objects.create(key=key, key_name=key.name, model="m", day=today)
+    UsageDaily.objects.create(key=None, key_name="deleted", model="m", day=today)
+    migration.owners_of_the_rollups(apps, None)
+    owners = dict(UsageDaily.objects.values_list("key_name", "owner"))
+    assert owners == {"owned": "ann", "ownerless": "", "deleted": ""}

@@ -12,7 +12,7 @@ from decimal import Decimal
 import httpx
 import openai
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 
 from llm_gateway.core.cost import Price
@@ -38,7 +38,8 @@ def priced(gateway_env, server_logs):
     ModelPrice.objects.create(pattern="fake-*", input=INPUT, cached_input=CACHED, output=OUTPUT)
     ModelPrice.objects.create(pattern="*", input=1, output=1)  # less specific: never used
     team = Group.objects.create(name=f"ml-research-{os.urandom(2).hex()}")
-    _, raw = ApiKey.create(f"priced-{os.urandom(3).hex()}", team=team)
+    owner = User.objects.create(username=f"ann-{os.urandom(2).hex()}")
+    _, raw = ApiKey.create(f"priced-{os.urandom(3).hex()}", team=team, owner=owner)
     env = {**gateway_env, "LLM_GATEWAY_REQUEST_LOG": "true"}
     server = servers.daphne(server_logs, env).start()
     yield server, raw, team
@@ -106,6 +107,8 @@ def test_each_request_costs_its_usage_at_its_models_prices(priced):
     assert row.cost == expected(row.prompt_tokens, 0, row.completion_tokens)
     assert {r.price_version for r in rows.values()} == {1}
     assert {r.team for r in rows.values()} == {team.name}
+    owner = ApiKey.objects.get(name=plain_row.key_name).owner
+    assert {r.owner for r in rows.values()} == {owner.username}
 
     def rolled_up():
         days = UsageDaily.objects.filter(team=team.name)
@@ -119,6 +122,14 @@ def test_each_request_costs_its_usage_at_its_models_prices(priced):
     by_team = {row["team"]: row for row in json.loads(out.getvalue())}
     assert Decimal(by_team[team.name]["cost"]) == total
     assert by_team[team.name]["requests"] == 5 and by_team[team.name]["unpriced"] == 0
+    # The key changes hands: what it spent stays its owner's of then.
+    ApiKey.objects.filter(name=plain_row.key_name).update(
+        owner=User.objects.create(username=f"bob-{os.urandom(2).hex()}")
+    )
+    out = io.StringIO()
+    call_command("usage_report", "--by", "owner", "--json", stdout=out)
+    by_owner = {row["owner"]: row for row in json.loads(out.getvalue())}
+    assert Decimal(by_owner[owner.username]["cost"]) == total
 
 
 def test_an_unpriced_model_costs_nothing_and_is_counted_as_unpriced(gateway_env, server_logs):

@@ -37,6 +37,7 @@ class Principal:
     prefix: str
     scopes: tuple[Any, ...] = ()
     team: str = ""  # the key's team (a group's name), for the request log
+    owner: str = ""  # the key's owner (a username), for the request log
 
 
 @dataclass(slots=True)

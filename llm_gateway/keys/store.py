@@ -73,6 +73,7 @@ def _entry_from_row(row: dict[str, Any] | None, now: float) -> _Entry:
             row["prefix"],
             scopes_for(row, OWNER_LIMITS, TEAM_LIMITS),
             row.get("team_name") or "",
+            row.get("owner_name") or "",
         ),
         row["expires_at"].timestamp() if row["expires_at"] else None,
         row["revoked_at"].timestamp() if row["revoked_at"] else None,

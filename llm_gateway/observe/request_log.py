@@ -8,8 +8,8 @@ dropped, counted, and said once in the log (and once more when writing works aga
 shutdown the queue is written out.
 
 Each batch also adds itself to ``UsageDaily`` (key, model, day: tokens, cost, the key's
-team) and ``ErrorDaily`` (day, code) in the same transaction, so usage questions read the
-rollups, never the log.
+team and owner then) and ``ErrorDaily`` (day, code) in the same transaction, so usage
+questions read the rollups, never the log.
 """
 
 from __future__ import annotations
@@ -60,9 +60,10 @@ COLUMNS = (
     "team",
     "cost",
     "price_version",
+    "owner",
 )
 _KEY_NAME, _MODEL, _PROMPT, _COMPLETION, _CACHED, _ENDING = 3, 4, 10, 11, 12, 17
-_TEAM, _COST = 20, 21
+_TEAM, _COST, _OWNER = 20, 21, 23
 
 
 def row_of(record: RequestRecord) -> Row:
@@ -91,6 +92,7 @@ def row_of(record: RequestRecord) -> Row:
         key.team[:150] if key is not None else "",
         money(cost) if (cost := record.cost_micro) is not None else None,
         record.price.version if record.price is not None and cost is not None else None,
+        key.owner[:150] if key is not None else "",
     )
 
 
@@ -115,7 +117,7 @@ def write_rows(rows: list[Row]) -> None:
         created = dt.datetime.fromtimestamp(row[0], dt.UTC)
         params.append((adapt(created), *row[1:]))
         day = created.date()
-        totals = usage[(row[2], row[_KEY_NAME], row[_MODEL], day, row[_TEAM])]
+        totals = usage[(row[2], row[_KEY_NAME], row[_MODEL], day, row[_TEAM], row[_OWNER])]
         totals[0] += 1
         totals[1] += row[_PROMPT] or 0
         totals[2] += row[_COMPLETION] or 0
@@ -129,14 +131,14 @@ def write_rows(rows: list[Row]) -> None:
             totals[5] += row[_COST]
     with transaction.atomic():
         _insert(RequestLog._meta.db_table, params)
-        for (key_id, key_name, model, day, team), totals in sorted(
+        for (key_id, key_name, model, day, team, owner), totals in sorted(
             usage.items(), key=lambda item: (item[0][1], item[0][2], item[0][3], item[0][4])
         ):
             n, prompt, completion, cached, failed, cost, unpriced = totals
             _add(
                 UsageDaily,
                 {"key_name": key_name, "model": model, "day": day},
-                {"key_id": key_id, "team": team},
+                {"key_id": key_id, "team": team, "owner": owner},
                 requests=n,
                 prompt_tokens=prompt,
                 completion_tokens=completion,

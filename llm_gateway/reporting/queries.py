@@ -22,7 +22,7 @@ TOTALS = {  # annotations may not bear the fields' own names
     "n_unpriced": Sum("unpriced"),
 }
 # ``usage_report --by``: the rollup column (or the ORM path) each grouping reads.
-GROUPS = {"team": "team", "owner": "key__owner__username", "key": "key_name", "model": "model"}
+GROUPS = {"team": "team", "owner": "owner", "key": "key_name", "model": "model"}
 
 
 def _totals(row: dict[str, Any]) -> dict[str, Any]:
