@@ -8,7 +8,8 @@ or apart: ``usage-counting``, ``request-log``), ``metrics`` (the Prometheus obse
 limits are in that Redis), ``routing`` (three replicas, three fake engines, against one),
 ``validation`` (the request checks of ``core/validate.py`` against the table emptied),
 ``money`` (a price book entry for the model and money budgets on the key, its owner and its
-team, against none: pricing every request and the budgets' reservations), ``control`` (the
+team, against none: pricing every request and the budgets' reservations), ``scheduler`` (the
+gateway queue on, unsaturated, against off), ``control`` (the
 same gateway on both sides: the ratio the comparison shows for nothing, its bias and noise).
 bench/run.sh measures each target once, one after the other, so machine noise between two
 targets (seen up to 10% on two processes running the same code) lands in the on/off ratio.
@@ -73,6 +74,9 @@ FEATURES = {  # feature: the settings that turn it on (off: each one "false")
     "validation": (),
     # Prices and money budgets at three levels against none (in Redis when REDIS_URL is set).
     "money": ("BENCH_MONEY",),
+    # The gateway queue and the engines' /metrics reads, unsaturated (the fake engine has no
+    # /metrics: each replica judged by max_in_flight, here none) against the scheduler off.
+    "scheduler": ("LLM_GATEWAY_SCHEDULER",),
     # The same gateway on both sides: what the comparison itself shows (bias, noise).
     "control": (),
 }

@@ -42,6 +42,9 @@ LIMIT_FIELDS = [
     "token_budget",
     "cost_budget",
     "budget_period",
+    "priority",  # the scheduler's: class, highest class, fair share
+    "max_priority",
+    "share",
 ]
 
 
@@ -312,6 +315,8 @@ class RequestLogAdmin(admin.ModelAdmin):
         "cost",
         "team",
         "owner",
+        "priority",
+        "queued_ms",
         "ttft_ms",
         "duration_ms",
         "ending",

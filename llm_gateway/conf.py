@@ -297,6 +297,41 @@ class Settings:
     )
     POOL_SIZE = Setting(0, int, "Open upstream connections per process at most (0: no limit).")
 
+    # --- the scheduler (fair share of saturated engines) ----------------------------------
+    SCHEDULER = Setting(
+        True,
+        parse_bool,
+        "on: requests wait at the gateway while every replica of their model is saturated, "
+        "dispatched by class and fair share; off: sent at once (costs nothing).",
+    )
+    QUEUE_MAX = Setting(1000, positive(int), "Requests waiting per model at most (queue_full).")
+    QUEUE_TIMEOUT = Setting(
+        60.0, positive(float), "Seconds a request may wait for a replica (queue_timeout)."
+    )
+    PRIORITY_AGING = Setting(
+        30.0, positive(float), "Seconds of waiting that lift a request one class."
+    )
+    BATCH_HEADROOM = Setting(
+        0,
+        at_least_zero(int),
+        "Slots of each replica's max_in_flight that batch requests leave free for interactive "
+        "and default ones (an interactive request then need not wait for a batch one to end).",
+    )
+    FAIR_INPUT_WEIGHT = Setting(
+        1.0, at_least_zero(float), "A prompt token's weight in the fair-share counters."
+    )
+    FAIR_OUTPUT_WEIGHT = Setting(
+        2.0, at_least_zero(float), "An output token's weight in the fair-share counters."
+    )
+    FAIRNESS_BY = Setting(
+        "owner",
+        one_of("owner", "key", "team"),
+        "The fair-share tenant: the key's owner (else the key), the key, or its team.",
+    )
+    ENGINE_METRICS_INTERVAL = Setting(
+        1.0, positive(float), "Seconds between two reads of each engine's /metrics."
+    )
+
     # --- limits ---------------------------------------------------------------------------
     REDIS_URL = Setting(
         "",

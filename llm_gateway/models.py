@@ -18,6 +18,7 @@ from django.utils import timezone
 from . import keys
 from .conf import conf
 from .core.cost import Price
+from .core.priority import CLASSES, FAIR_FIELDS
 from .limits.spec import FIELDS as LIMIT_FIELDS
 from .limits.spec import OWNER_LIMITS, TEAM_LIMITS
 
@@ -35,6 +36,7 @@ STORE_FIELDS = (
     *LIMIT_FIELDS,
     *(OWNER_LIMITS + name for name in LIMIT_FIELDS),
     *(TEAM_LIMITS + name for name in LIMIT_FIELDS),
+    *(prefix + name for prefix in ("", OWNER_LIMITS, TEAM_LIMITS) for name in FAIR_FIELDS),
 )
 
 
@@ -77,6 +79,27 @@ class LimitFields(models.Model):
         blank=True,
         help_text="Of both budgets.",
     )
+    # The scheduler's (``core.schedule``), when the engines are saturated.
+    priority = models.CharField(
+        "priority class",
+        max_length=12,
+        choices=[(name, name) for name in CLASSES],
+        blank=True,
+        help_text="Of its requests; empty: the key's team's, then owner's, else default.",
+    )
+    max_priority = models.CharField(
+        "highest class",
+        max_length=12,
+        choices=[(name, name) for name in CLASSES],
+        blank=True,
+        help_text="Highest a client may ask (X-Gateway-Priority); empty: its class.",
+    )
+    share = models.PositiveIntegerField(
+        "fair share",
+        null=True,
+        blank=True,
+        help_text="Its weight among tenants when the engines are saturated; empty: 1.",
+    )
 
     class Meta:
         abstract = True
@@ -91,6 +114,9 @@ class LimitFields(models.Model):
             if self.cost_budget
             else "",
             f"models {self.allowed_models}" if self.allowed_models else "",
+            f"class {self.priority}" if self.priority else "",
+            f"up to {self.max_priority}" if self.max_priority else "",
+            f"share {self.share}" if self.share else "",
         ]
         return ", ".join(part for part in parts if part) or "-"
 
@@ -309,6 +335,8 @@ class RequestLog(models.Model):
         max_digits=18, decimal_places=6, null=True, blank=True
     )
     price_version = models.PositiveIntegerField(null=True, blank=True)
+    priority = models.CharField(max_length=12, blank=True, default="")  # its class (scheduler)
+    queued_ms = models.FloatField(null=True, blank=True)  # time waited in the gateway queue
 
     class Meta:
         verbose_name = "request"

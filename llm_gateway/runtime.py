@@ -25,9 +25,11 @@ from django.utils.module_loading import import_string
 
 from .conf import Settings
 from .core import Observer, Policy, Relay, RelayOptions, Responder
+from .core.schedule import ScheduleOptions, Scheduler
 from .errors import GatewayError
 from .keys import Authenticator, KeyStore, KeyStoreOptions
 from .limits import LimitsOptions, LimitsPolicy
+from .limits.fair_counters import SharedCounters
 from .observe.metrics import GatewayMetrics
 from .observe.request_log import RequestLogObserver, RequestLogWriter
 from .observe.response_log import ResponseLog
@@ -57,6 +59,7 @@ class RuntimeOptions:
     auth_prefixes: tuple[str, ...] = ("/v1",)
     limits: LimitsOptions = field(default_factory=LimitsOptions)
     pricing: PricingOptions = field(default_factory=PricingOptions)
+    schedule: ScheduleOptions = field(default_factory=ScheduleOptions)
     request_log: bool = True
     request_log_queue: int = 50_000
     request_log_batch: int = 500
@@ -92,6 +95,18 @@ class RuntimeOptions:
                 breaker=BreakerOptions(
                     conf.EJECT_FAILURES, conf.EJECT_SECONDS, conf.EJECT_MAX_SECONDS
                 ),
+                read_engine_metrics=conf.SCHEDULER,
+                engine_metrics_interval=conf.ENGINE_METRICS_INTERVAL,
+            ),
+            schedule=ScheduleOptions(
+                enabled=conf.SCHEDULER,
+                queue_max=conf.QUEUE_MAX,
+                queue_timeout=conf.QUEUE_TIMEOUT,
+                aging=conf.PRIORITY_AGING,
+                input_weight=conf.FAIR_INPUT_WEIGHT,
+                output_weight=conf.FAIR_OUTPUT_WEIGHT,
+                fairness_by=conf.FAIRNESS_BY,
+                batch_headroom=conf.BATCH_HEADROOM,
             ),
             keys=KeyStoreOptions(
                 conf.KEY_CACHE_SECONDS, conf.LAST_USED_INTERVAL, tuple(conf.API_KEYS)
@@ -175,7 +190,19 @@ class Runtime:
         own: list[Responder] = [
             KeyUsage(options.limits.currency)
         ]  # /v1/gateway/...: the key's own usage
-        self.relay = Relay(self.pool, policies, observers, options.relay, own)
+        # The fair-share counters: shared by every process through Redis when there is one.
+        self.fair_counters = (
+            SharedCounters(options.limits.redis_url, options.limits.namespace)
+            if options.schedule.enabled and options.limits.redis_url
+            else None
+        )
+        self.scheduler = Scheduler(
+            self.pool,
+            options.schedule,
+            self.fair_counters,
+            watcher=self.metrics.queue if self.metrics else None,
+        )
+        self.relay = Relay(self.pool, policies, observers, options.relay, own, self.scheduler)
         self.sessions: set[OpenSession] = set()  # realtime sessions open now
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started_on: asyncio.AbstractEventLoop | None = None
@@ -193,6 +220,8 @@ class Runtime:
             return
         self._started_on = loop
         self.pool.start()
+        if self.fair_counters is not None:
+            self.fair_counters.ensure_started()
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run ``coro`` in the background, in a context of its own; awaited at ``aclose``."""
@@ -206,6 +235,8 @@ class Runtime:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
         await self.pool.aclose()
+        if self.fair_counters is not None:
+            await self.fair_counters.aclose()
         for policy in self.relay.policies:
             await policy.aclose()
         await self.key_store.aclose()
@@ -229,6 +260,7 @@ class Runtime:
         """New requests get 503 ``server_shutting_down``; realtime sessions are told to go
         away (1001), so that clients reconnect to another process."""
         self.relay.accepting = False
+        self.scheduler.close()  # waiting requests: server_shutting_down
         for session in list(self.sessions):
             session.close_soon(1001, "going away: the gateway is shutting down")
 

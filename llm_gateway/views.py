@@ -140,7 +140,12 @@ async def health(request: HttpRequest) -> JsonResponse:
     runtime.start()
     replicas = [replica_state(upstream) for upstream in pool.upstreams]
     alive = bool(pool.alive())
-    body = {"status": "ok" if alive else "error", "engine": replicas[0], "replicas": replicas}
+    body = {
+        "status": "ok" if alive else "error",
+        "engine": replicas[0],
+        "replicas": replicas,
+        "queue": runtime.scheduler.depth(),  # requests waiting at the gateway now
+    }
     return JsonResponse(body, status=200 if alive else 503)
 
 
@@ -198,4 +203,5 @@ def replica_state(upstream: Upstream) -> dict[str, Any]:
         "failures": upstream.breaker.failures,
         "ejected_until": time.time() + ejected if ejected is not None else None,
         "models": sorted(upstream.models),
+        "load": upstream.load.describe(),  # what the scheduler judges saturation by
     }

@@ -142,6 +142,29 @@ def test_set_team_and_user_limits_create_the_row_and_take_a_cost_budget():
     assert ApiKey.objects.get(name="k").cost_budget == Decimal("1.25")
 
 
+def test_priority_class_cap_and_share_on_keys_users_and_teams():
+    from django.contrib.auth.models import Group
+
+    from llm_gateway.models import TeamLimits
+
+    run("create_api_key", "k", "--priority", "batch", "--share", "3")
+    key = ApiKey.objects.get(name="k")
+    assert (key.priority, key.max_priority, key.share) == ("batch", "", 3)
+    out, _ = run("set_api_key_limits", "k", "--max-priority", "interactive", "--share", "none")
+    key.refresh_from_db()
+    assert (key.priority, key.max_priority, key.share) == ("batch", "interactive", None)
+    assert "class batch" in out and "up to interactive" in out
+    Group.objects.create(name="ml")
+    run("set_team_limits", "ml", "--priority", "interactive", "--share", "2")
+    team = TeamLimits.objects.get(group__name="ml")
+    assert (team.priority, team.share) == ("interactive", 2)
+    run("set_team_limits", "ml", "--priority", "none")
+    team.refresh_from_db()
+    assert team.priority == ""
+    with pytest.raises(CommandError):
+        run("set_api_key_limits", "k", "--priority", "urgent")
+
+
 def test_set_model_price_creates_updates_counts_versions_and_deletes():
     from llm_gateway.models import ModelPrice
 

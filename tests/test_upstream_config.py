@@ -47,3 +47,23 @@ def test_problems_the_check_reports():
     assert "serves no model" in found[1]
     assert "listed twice" in found[2]
     assert "the name 'c' is used twice" in found[3]
+
+
+def test_the_schedulers_fields_of_a_replica():
+    (spec,) = parse_replicas(
+        '[{"url": "http://e:8000/v1", "max_in_flight": 64, "queue_threshold": 2,'
+        ' "kv_threshold": 0.85, "metrics_url": "http://e:9400/metrics"}]'
+    )
+    assert (spec.max_in_flight, spec.queue_threshold, spec.kv_threshold) == (64, 2.0, 0.85)
+    assert spec.metrics_url == "http://e:9400/metrics"
+    (default,) = parse_replicas([{"url": "http://e:8000/v1"}])
+    assert (default.max_in_flight, default.queue_threshold, default.kv_threshold) == (None, 1, 0.9)
+    for field, value, message in (
+        ("max_in_flight", 0, "max_in_flight"),
+        ("max_in_flight", 1.5, "max_in_flight"),
+        ("queue_threshold", 0.5, "queue_threshold"),
+        ("kv_threshold", 1.5, "kv_threshold"),
+        ("metrics_url", "ftp://x", "metrics_url"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            parse_replicas([{"url": "http://e:8000/v1", field: value}])

@@ -15,6 +15,7 @@ def test_health_without_an_engine_is_ok(client):
 def test_health_reports_the_engine_state(client, monkeypatch, state, status):
     (upstream,) = get_runtime().pool.upstreams
     monkeypatch.setattr(upstream.health, "ensure_started", lambda: None)
+    monkeypatch.setattr(upstream.load, "ensure_started", lambda: None)  # no /metrics reads
     upstream.health.status.state = state
     upstream.health.status.reason = "gone" if state == "dead" else ""
     response = client.get("/health")

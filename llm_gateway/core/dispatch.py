@@ -5,6 +5,9 @@ request to another replica of the model, at most ``RETRIES`` times; nothing has 
 client yet, so nothing is lost. A read timeout is not retried (the engine may still be at
 work), nor is a 4xx (it is the answer). A 429's ``Retry-After`` keeps later requests off that
 replica. The record lists the replicas that failed (``tried``).
+
+With the scheduler on (``schedule``), the first replica is the scheduler's: the request waits
+while every replica of its model is saturated, in its class and its tenant's turn.
 """
 
 from __future__ import annotations
@@ -18,20 +21,39 @@ from . import headers as header_policy
 from .affinity import affinity_key
 from .listing import model_listing
 from .options import RelayOptions
+from .priority import CLASSES, DEFAULT_RANK, NO_FAIR_SHARE, PRIORITY_HEADER, Tenant, asked_rank
 from .record import RequestRecord
 from .request import GatewayRequest
+from .schedule import Scheduler
+from .usage import prompt_text_length
 
 RETRIED_STATUSES = frozenset({502, 503, 504})
 MAX_THROTTLE_SECONDS = 300.0  # a replica's Retry-After is honoured up to this long
 
 
 class Dispatch:
-    __slots__ = ("pool", "options", "lease")
+    __slots__ = ("pool", "options", "lease", "scheduler", "tenant", "rank")
 
-    def __init__(self, pool: UpstreamPool, options: RelayOptions) -> None:
+    def __init__(
+        self, pool: UpstreamPool, options: RelayOptions, scheduler: Scheduler | None = None
+    ) -> None:
         self.pool = pool
         self.options = options
         self.lease: Lease | None = None  # on the replica now serving (released by the core)
+        self.scheduler = scheduler if scheduler is not None and scheduler.options.enabled else None
+        self.tenant: Tenant | None = None  # set by ``prepare`` when the scheduler is on
+        self.rank = DEFAULT_RANK
+
+    def prepare(self, request: GatewayRequest, record: RequestRecord) -> None:
+        """The request's class and tenant (before admission: a bad priority header is a 400)."""
+        scheduler = self.scheduler
+        if scheduler is None:
+            return
+        fair = request.api_key.fair if request.api_key is not None else None
+        fair = fair or NO_FAIR_SHARE
+        self.rank = asked_rank(fair, request.header(PRIORITY_HEADER))
+        self.tenant = fair.tenant(scheduler.options.fairness_by)
+        record.priority = CLASSES[self.rank]
 
     @property
     def replicated(self) -> bool:
@@ -47,9 +69,19 @@ class Dispatch:
             affinity = affinity_key(request, self.options.affinity_prefix_chars)
         tried: list[Upstream] = []
         failed: GatewayError | None = None
+        scheduled: Lease | None = None
+        if self.scheduler is not None and self.tenant is not None:
+            tokens = prompt_text_length(request.payload) / 4 if request.payload else 0.0
+            scheduled, record.queued = await self.scheduler.turn(
+                record.model, self.tenant, self.rank, affinity, tokens
+            )
         while True:
             try:
-                self.lease = lease = pool.acquire(record.model, affinity, tried)
+                if scheduled is not None:
+                    self.lease, scheduled = scheduled, None
+                    lease = self.lease
+                else:
+                    self.lease = lease = pool.acquire(record.model, affinity, tried)
             except GatewayError:
                 if failed is not None:
                     raise failed from None  # no replica left: the last failure is the answer
@@ -87,6 +119,11 @@ class Dispatch:
         """A lease on a replica of ``model`` for a session that cannot fail over (realtime)."""
         self.lease = lease = self.pool.acquire(model)
         return lease.upstream
+
+    def finished(self, record: RequestRecord) -> None:
+        """The request ended: its output tokens count for its tenant's fair share."""
+        if self.scheduler is not None and self.tenant is not None:
+            self.scheduler.finished(self.tenant, record.completion_tokens or 0)
 
     async def listing(self, request: GatewayRequest) -> bytes:
         return await model_listing(self.pool, lambda upstream: self._headers(request, upstream))

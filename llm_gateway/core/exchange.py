@@ -145,6 +145,7 @@ class Exchange(Lifecycle):
                     body, self.withhold, self.strip = asked.body, asked.withhold, asked.strip
             elif options.usage and request.path == RESPONSES:
                 self.fill = "responses"
+        self.dispatch.prepare(request, record)
         await self.admit()
         dispatch = self.dispatch
         if request.method == "GET" and request.path == MODELS and dispatch.replicated:

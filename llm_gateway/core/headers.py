@@ -21,6 +21,7 @@ HOP_BY_HOP = frozenset(
 # Never forwarded upstream: the client's key, and what the gateway sets itself.
 REQUEST_DROP = HOP_BY_HOP | {
     b"x-gateway-request-id",
+    b"x-gateway-priority",  # the scheduler's: the engine orders nothing by it
     b"host",
     b"authorization",
     b"content-length",

@@ -18,6 +18,7 @@ from .hooks import Admission, Observer, Policy, Tap
 from .options import RelayOptions
 from .record import RequestRecord
 from .request import GatewayRequest
+from .schedule import Scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ class Parts(Protocol):
     options: RelayOptions
     policies: list[Policy]
     observers: list[Observer]
+    scheduler: Scheduler | None
 
 
 class Lifecycle:
@@ -43,7 +45,7 @@ class Lifecycle:
         self.record.bytes_in = len(request.body)
         self.taps: list[Tap] = []
         self.admissions: list[Admission] = []
-        self.dispatch = Dispatch(relay.pool, relay.options)
+        self.dispatch = Dispatch(relay.pool, relay.options, relay.scheduler)
         self._ended = False
 
     @property
@@ -82,6 +84,7 @@ class Lifecycle:
             self.end("done")
         record = self.record
         record.duration = record.since_start()
+        self.dispatch.finished(record)
         for admission in self.admissions:
             _safely(admission.settle, record)
         for tap in self.taps:

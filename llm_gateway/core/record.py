@@ -43,6 +43,8 @@ class RequestRecord:
     # micro-units of the currency (``core.cost``), set when the request settles (``pricing``)
     cost_micro: int | None = None
     ending: str | None = None
+    priority: str = ""  # its class, where the scheduler is on
+    queued: float = 0.0  # seconds it waited in the gateway queue
 
     def since_start(self) -> float:
         return time.perf_counter() - self.started

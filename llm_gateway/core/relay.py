@@ -15,6 +15,7 @@ from .hooks import Observer, Policy, Responder
 from .lifecycle import Lifecycle
 from .options import RelayOptions
 from .request import GatewayRequest, Reply
+from .schedule import Scheduler
 
 # The paths below the API prefix the gateway answers itself: never relayed to an engine.
 OWN = "/gateway/"
@@ -28,8 +29,10 @@ class Relay:
         observers: list[Observer] | None = None,
         options: RelayOptions | None = None,
         responders: list[Responder] | None = None,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self.pool = pool
+        self.scheduler = scheduler  # the gateway queue (None or disabled: none)
         self.policies = policies or []
         self.observers = observers or []
         self.responders = responders or []

@@ -7,6 +7,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from .priority import FairShare
+
 
 class Stall:
     """Whether the server cut this request's client for reading nothing for too long
@@ -38,6 +40,7 @@ class Principal:
     scopes: tuple[Any, ...] = ()
     team: str = ""  # the key's team (a group's name), for the request log
     owner: str = ""  # the key's owner (a username), for the request log
+    fair: FairShare | None = None  # its class, cap and tenants, for the scheduler
 
 
 @dataclass(slots=True)

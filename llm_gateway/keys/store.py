@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError
 
+from ..core.priority import FAIR_FIELDS, FairShare, fair_share_of
 from ..core.request import Principal
 from ..errors import KeyStoreUnavailable
 from ..limits.spec import OWNER_LIMITS, TEAM_LIMITS, scopes_for
@@ -74,11 +75,22 @@ def _entry_from_row(row: dict[str, Any] | None, now: float) -> _Entry:
             scopes_for(row, OWNER_LIMITS, TEAM_LIMITS),
             row.get("team_name") or "",
             row.get("owner_name") or "",
+            _fair_share(row),
         ),
         row["expires_at"].timestamp() if row["expires_at"] else None,
         row["revoked_at"].timestamp() if row["revoked_at"] else None,
         now,
         now,
+    )
+
+
+def _fair_share(row: dict[str, Any]) -> FairShare:
+    def fields(prefix: str) -> dict[str, object]:
+        return {name: row.get(prefix + name) for name in FAIR_FIELDS}
+
+    return fair_share_of(
+        {"key": fields(""), "owner": fields(OWNER_LIMITS), "team": fields(TEAM_LIMITS)},
+        {"key": row["id"], "owner": row.get("owner_id"), "team": row.get("team_id")},
     )
 
 

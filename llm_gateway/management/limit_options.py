@@ -11,9 +11,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import CommandError, CommandParser
 
+from ..core.priority import CLASSES
 from ..limits.spec import PERIODS, parse_models
 
-NUMBERS = ("rpm", "tpm", "max_parallel", "token_budget")  # flag dest = model field
+NUMBERS = ("rpm", "tpm", "max_parallel", "token_budget", "share")  # flag dest = model field
+CLASS_FIELDS = ("priority", "max_priority")
 CLEAR = {"0", "none", ""}
 
 
@@ -43,6 +45,16 @@ def _money(value: str) -> Decimal | None:
     if amount != amount.quantize(Decimal("0.000001")):
         raise argparse.ArgumentTypeError(f"{value!r} has more than six decimal places")
     return amount or None
+
+
+def _class(value: str) -> str:
+    """A priority class, or none: inherited."""
+    word = value.strip().lower()
+    if word in CLEAR:
+        return ""
+    if word not in CLASSES:
+        raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(CLASSES)} (or none)")
+    return word
 
 
 def _models(value: str) -> str:
@@ -76,6 +88,12 @@ def add_limit_arguments(parser: CommandParser) -> None:
     group.add_argument(
         "--budget-period", choices=PERIODS, default=unset, help="both budgets' period (UTC)"
     )
+    fair = parser.add_argument_group("fair share of saturated engines ('none' clears one)")
+    for flag, what in (("--priority", "its class"), ("--max-priority", "the highest it may ask")):
+        fair.add_argument(flag, type=_class, default=unset, metavar="CLASS", help=what)
+    fair.add_argument(
+        "--share", type=_count, default=unset, metavar="N", help="its weight among tenants"
+    )
 
 
 def limit_values(options: dict[str, Any]) -> dict[str, Any]:
@@ -90,6 +108,9 @@ def limit_values(options: dict[str, Any]) -> dict[str, Any]:
         values["cost_budget"] = value if value is None else _money(str(value))
     if "models" in options:
         values["allowed_models"] = _models(str(options["models"] or ""))
+    for name in CLASS_FIELDS:
+        if name in options:
+            values[name] = _class(str(options[name] or ""))
     if "budget_period" in options:
         if options["budget_period"] not in PERIODS:
             raise argparse.ArgumentTypeError("--budget-period is day or month")

@@ -31,6 +31,7 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..core.hooks import Observer, Tap
+from ..core.priority import CLASSES
 from ..core.record import RequestRecord
 from ..core.request import GatewayRequest
 from ..errors import AuthenticationFailed
@@ -144,6 +145,49 @@ class Series:
             "Request log rows dropped because the queue was full.",
             registry=registry,
         )
+        # The scheduler (core.schedule) and the engines' own load (upstream.load).
+        self.queue_depth = Gauge(
+            "llm_gateway_queue_depth",
+            "Requests waiting at the gateway for a replica with room.",
+            ("model", "priority"),
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.queue_wait = Histogram(
+            "llm_gateway_queue_wait_seconds",
+            "Time a request that waited spent in the gateway queue.",
+            ("model", "priority"),
+            buckets=TTFT,
+            registry=registry,
+        )
+        self.queue_rejections = Counter(
+            "llm_gateway_queue_rejections",
+            "Requests refused by the gateway queue: queue_full, queue_timeout.",
+            ("model", "code"),
+            registry=registry,
+        )
+        self.replica_saturated = Gauge(
+            "llm_gateway_replica_saturated",
+            "1 while the replica has no room for another request (its engine's queue, KV "
+            "cache, or max_in_flight).",
+            ("upstream",),
+            multiprocess_mode="livemax",
+            registry=registry,
+        )
+        self.engine_waiting = Gauge(
+            "llm_gateway_engine_waiting",
+            "Requests waiting inside the engine, as its /metrics last said.",
+            ("upstream",),
+            multiprocess_mode="livemax",
+            registry=registry,
+        )
+        self.engine_kv_usage = Gauge(
+            "llm_gateway_engine_kv_usage",
+            "The fraction of the engine's KV cache in use, as its /metrics last said.",
+            ("upstream",),
+            multiprocess_mode="livemax",
+            registry=registry,
+        )
 
 
 class MetricsTap(Tap):
@@ -174,6 +218,27 @@ class _Children:
         if child is None:
             child = self._children[values] = self._metric.labels(*values)
         return child
+
+
+class QueueMetrics:
+    """What the scheduler tells (``core.schedule.Watcher``): depth, waits, refusals."""
+
+    __slots__ = ("_label", "_depth", "_wait", "_rejections")
+
+    def __init__(self, series: Series, label: Callable[[str | None], str]) -> None:
+        self._label = label
+        self._depth = _Children(series.queue_depth)
+        self._wait = _Children(series.queue_wait)
+        self._rejections = _Children(series.queue_rejections)
+
+    def queued(self, model: str, rank: int, change: int) -> None:
+        self._depth(self._label(model), CLASSES[rank]).inc(change)
+
+    def waited(self, model: str, rank: int, seconds: float) -> None:
+        self._wait(self._label(model), CLASSES[rank]).observe(seconds)
+
+    def rejected(self, model: str, code: str) -> None:
+        self._rejections(self._label(model), code).inc()
 
 
 class GatewayMetrics(Observer):
@@ -208,6 +273,7 @@ class GatewayMetrics(Observer):
         self.failovers = _Children(series.failovers)
         self.limits_unavailable = _Children(series.limits_unavailable)
         self.auth_failures = _Children(series.auth_failures)
+        self.queue = QueueMetrics(series, self.model_label)
 
     def model_label(self, model: str | None) -> str:
         """The model, if an upstream serves it; else ``other`` (labels stay bounded)."""
@@ -278,6 +344,12 @@ class GatewayMetrics(Observer):
         for upstream in self.pool.upstreams:
             series.upstream_up.labels(upstream.name).set(0 if upstream.health.dead else 1)
             series.upstream_in_flight.labels(upstream.name).set(upstream.in_flight)
+            load = upstream.load
+            series.replica_saturated.labels(upstream.name).set(1 if load.saturated() else 0)
+            if load.engine is not None:
+                series.engine_waiting.labels(upstream.name).set(load.engine.waiting)
+                if load.engine.kv_usage is not None:
+                    series.engine_kv_usage.labels(upstream.name).set(load.engine.kv_usage)
         if self.dropped_rows is not None:
             dropped = self.dropped_rows() - self._dropped_counted
             if dropped > 0:

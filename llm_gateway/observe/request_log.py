@@ -61,6 +61,8 @@ COLUMNS = (
     "cost",
     "price_version",
     "owner",
+    "priority",
+    "queued_ms",
 )
 _KEY_NAME, _MODEL, _PROMPT, _COMPLETION, _CACHED, _ENDING = 3, 4, 10, 11, 12, 17
 _TEAM, _COST, _OWNER = 20, 21, 23
@@ -93,6 +95,8 @@ def row_of(record: RequestRecord) -> Row:
         money(cost) if (cost := record.cost_micro) is not None else None,
         record.price.version if record.price is not None and cost is not None else None,
         key.owner[:150] if key is not None else "",
+        record.priority,
+        _ms(record.queued) if record.queued else None,
     )
 
 

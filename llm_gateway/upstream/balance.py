@@ -1,7 +1,8 @@
 """How a replica is chosen among those that serve the model and are available.
 
 - ``least_outstanding``: the fewest requests in flight from this process (per unit of
-  weight), ties broken at random.
+  weight), ties broken at random; where the engines' own queues are read (the scheduler),
+  their waiting requests count too, so a replica reporting a long queue gets fewer.
 - ``round_robin``: each in turn.
 - ``prefix_affinity``: consistent hashing with bounded loads (Mirrokni, Thorup and
   Zadimoghaddam, 2018). A request's key (its session, user or prompt prefix) lands on a ring
@@ -18,7 +19,7 @@ import hashlib
 import itertools
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 VIRTUAL_NODES = 160  # per unit of weight: shares within a few percent
@@ -34,11 +35,19 @@ def key_hash(data: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
 
 
-def least_outstanding(candidates: Sequence[Replica]) -> Replica:
+def least_outstanding(
+    candidates: Sequence[Replica], queued: Callable[[Replica], float] | None = None
+) -> Replica:
+    """``queued``: what waits on a replica besides this process's requests (its engine's
+    queue, as last read)."""
     if len(candidates) == 1:
         return candidates[0]
-    best = min(c.in_flight / c.weight for c in candidates)
-    tied = [c for c in candidates if c.in_flight / c.weight == best]
+    if queued is None:
+        loads = [c.in_flight / c.weight for c in candidates]
+    else:
+        loads = [(c.in_flight + queued(c)) / c.weight for c in candidates]
+    best = min(loads)
+    tied = [c for c, load in zip(candidates, loads, strict=True) if load == best]
     return tied[0] if len(tied) == 1 else random.choice(tied)
 
 

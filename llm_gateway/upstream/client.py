@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -27,6 +27,7 @@ from .breaker import Breaker
 from .config import ReplicaSpec
 from .errors import STALE_CONNECTION_ERRORS, Stage, failure
 from .health import Watchdog
+from .load import LoadOptions, ReplicaLoad
 from .options import UpstreamOptions
 from .tokenizer import Tokenizer
 
@@ -113,6 +114,7 @@ class Upstream:
         connect_timeout: float | None = None,
         read_timeout: float | None = None,
         options: UpstreamOptions | None = None,
+        load: LoadOptions | None = None,
     ) -> None:
         self.options = options = options or UpstreamOptions()
         self.url = url.rstrip("/")
@@ -130,6 +132,15 @@ class Upstream:
         self.tokenizer = Tokenizer(self)  # its own, if it has one (found by the watchdog)
         self.health = Watchdog(self, options.watchdog, options.on_dead)
         self.breaker = Breaker(self.name, options.breaker)
+        self.load = ReplicaLoad(
+            self,
+            load
+            or LoadOptions(
+                read=options.read_engine_metrics, interval=options.engine_metrics_interval
+            ),
+        )
+        # Called when a request on it ended (the scheduler dispatches what now fits).
+        self.on_room: Callable[[], None] | None = None
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
 
     @classmethod
@@ -144,6 +155,14 @@ class Upstream:
             connect_timeout=spec.connect_timeout,
             read_timeout=spec.read_timeout,
             options=options,
+            load=LoadOptions(
+                max_in_flight=spec.max_in_flight,
+                metrics_url=spec.metrics_url,
+                queue_threshold=spec.queue_threshold,
+                kv_threshold=spec.kv_threshold,
+                interval=options.engine_metrics_interval if options else 1.0,
+                read=options.read_engine_metrics if options else False,
+            ),
         )
 
     def __repr__(self) -> str:
@@ -265,8 +284,9 @@ class Upstream:
             ) from exc
 
     async def aclose(self) -> None:
-        """Stop the health probe and close this loop's session."""
+        """Stop the health probe and the load reader, and close this loop's session."""
         await self.health.aclose()
+        await self.load.aclose()
         session = self._sessions.pop(asyncio.get_running_loop(), None)
         if session is not None:
             with contextlib.suppress(Exception):

@@ -10,7 +10,20 @@ from urllib.parse import urlsplit
 
 import orjson
 
-FIELDS = {"url", "models", "api_key", "weight", "name", "connect_timeout", "read_timeout"}
+FIELDS = {
+    "url",
+    "models",
+    "api_key",
+    "weight",
+    "name",
+    "connect_timeout",
+    "read_timeout",
+    # the scheduler's (``load``): capacity, where its engine's load is read, thresholds
+    "max_in_flight",
+    "metrics_url",
+    "queue_threshold",
+    "kv_threshold",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +35,10 @@ class ReplicaSpec:
     name: str = ""
     connect_timeout: float | None = None  # None: LLM_GATEWAY_CONNECT_TIMEOUT
     read_timeout: float | None = None  # None: LLM_GATEWAY_READ_TIMEOUT
+    max_in_flight: int | None = None  # requests of one process on it at most (None: no cap)
+    metrics_url: str = ""  # empty: /metrics at its origin
+    queue_threshold: float = 1.0  # engine's waiting requests that make it saturated
+    kv_threshold: float = 0.9  # engine's KV cache use that makes it saturated
 
     @property
     def label(self) -> str:
@@ -66,9 +83,42 @@ def _replica(entry: Any, index: int) -> ReplicaSpec:
             raise ValueError(f"{where}: {name} must be a number of seconds above 0")
         timeouts[name] = float(timeout) if timeout is not None else None
     api_key, name = entry.get("api_key", ""), entry.get("name", "")
-    if not isinstance(api_key, str) or not isinstance(name, str):
-        raise ValueError(f"{where}: api_key and name must be strings")
-    return ReplicaSpec(url.rstrip("/"), models, api_key, float(weight), name, **timeouts)
+    metrics_url = entry.get("metrics_url", "")
+    if not all(isinstance(v, str) for v in (api_key, name, metrics_url)):
+        raise ValueError(f"{where}: api_key, name and metrics_url must be strings")
+    if metrics_url and (problem := url_problem(metrics_url)):
+        raise ValueError(f"{where}: metrics_url {problem}")
+    max_in_flight = entry.get("max_in_flight")
+    if max_in_flight is not None and (
+        isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1
+    ):
+        raise ValueError(f"{where}: max_in_flight must be a whole number of requests above 0")
+    queue_threshold = entry.get("queue_threshold", 1)
+    if (
+        isinstance(queue_threshold, bool)
+        or not isinstance(queue_threshold, (int, float))
+        or (queue_threshold < 1)
+    ):
+        raise ValueError(f"{where}: queue_threshold must be a number of requests, at least 1")
+    kv_threshold = entry.get("kv_threshold", 0.9)
+    if (
+        isinstance(kv_threshold, bool)
+        or not isinstance(kv_threshold, (int, float))
+        or not (0 < kv_threshold <= 1)
+    ):
+        raise ValueError(f"{where}: kv_threshold must be a fraction above 0, at most 1")
+    return ReplicaSpec(
+        url.rstrip("/"),
+        models,
+        api_key,
+        float(weight),
+        name,
+        **timeouts,
+        max_in_flight=max_in_flight,
+        metrics_url=metrics_url,
+        queue_threshold=float(queue_threshold),
+        kv_threshold=float(kv_threshold),
+    )
 
 
 def url_problem(url: str) -> str | None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ import aiohttp
 import orjson
 
 from ..errors import GatewayError
+from .background import Background
 from .options import WatchdogOptions
 from .tokenizer import SERIALIZED, Replica, Tokenizer
 
@@ -71,7 +71,7 @@ class Watchdog:
         self.options = options or WatchdogOptions()
         self.on_dead = on_dead
         self.status = EngineState()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Background(self._run)
         self._wake: asyncio.Event | None = None
         self._use_models_path = False
         self._discover_at = 0.0  # monotonic time of the next /models look
@@ -84,16 +84,11 @@ class Watchdog:
         return self.status.state == "dead"
 
     def ensure_started(self) -> None:
-        task = self._task
-        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
+        if self._loop.running():
             return
         self._wake = asyncio.Event()
         self.looked = asyncio.Event()
-        # A context of its own: not the request's that happened to start it (its log lines
-        # would carry that request's id).
-        self._task = asyncio.get_running_loop().create_task(
-            self._run(), context=contextvars.Context()
-        )
+        self._loop.start()
 
     def poke(self) -> None:
         """Probe now (a relay request could not connect)."""
@@ -226,11 +221,7 @@ class Watchdog:
         return aiohttp.ClientTimeout(total=max(0.5, min(self.options.interval, 10.0)))
 
     async def aclose(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._task = None
+        await self._loop.aclose()
 
     def reset(self) -> None:
         self.status = EngineState()

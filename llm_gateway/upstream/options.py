@@ -36,6 +36,9 @@ class UpstreamOptions:
     pool_size: int = 0  # open connections per process at most (0: no limit)
     watchdog: WatchdogOptions = field(default_factory=WatchdogOptions)
     breaker: BreakerOptions = field(default_factory=BreakerOptions)
+    # The engines' own load (``load``): read only while the scheduler is on, this often.
+    read_engine_metrics: bool = False
+    engine_metrics_interval: float = 1.0
     # Called with the replica's name when its watchdog declares it dead (the runtime may
     # stop the process: LLM_GATEWAY_EXIT_ON_ENGINE_DEATH). Never at import, never blocking.
     on_dead: Callable[[str], None] | None = field(default=None, compare=False)

@@ -12,11 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Collection
+from typing import cast
 
 from ..errors import EngineDeadError, ModelNotFound
 from . import balance
 from .client import Upstream
 from .options import PoolOptions
+
+
+class Saturated(Exception):
+    """Every available replica of the model is saturated: the request waits (``schedule``)."""
+
+    def __init__(self, model: str | None) -> None:
+        super().__init__(model)
+        self.model = model
 
 
 class Lease:
@@ -42,10 +51,13 @@ class Lease:
     def release(self, failed: bool = False) -> None:
         if self._held:
             self._held = False
-            self.upstream.in_flight -= 1
-            self.upstream.finished += 1
+            upstream = self.upstream
+            upstream.in_flight -= 1
+            upstream.finished += 1
             if failed and self._breaker is not None:
                 self._breaker.failed()
+            if upstream.on_room is not None:
+                upstream.on_room()
 
 
 # The longest a request arriving as the process starts waits for the replicas' models.
@@ -61,12 +73,20 @@ class UpstreamPool:
         self.load_factor = options.load_factor
         self._round_robin = balance.RoundRobin()
         self._ring = balance.Ring(upstreams) if upstreams else None
+        self.read_engines = any(u.load.options.read for u in upstreams)
 
     def acquire(
-        self, model: str | None, affinity: bytes | None = None, tried: Collection[Upstream] = ()
+        self,
+        model: str | None,
+        affinity: bytes | None = None,
+        tried: Collection[Upstream] = (),
+        with_room: bool = False,
+        reserve: int = 0,
     ) -> Lease:
         """A lease on a replica that can serve ``model``, or the error that says why not:
-        404 for a model no replica serves, 503 when none of those that do is available."""
+        404 for a model no replica serves, 503 when none of those that do is available.
+        ``with_room``: only an unsaturated one (``load``; with ``reserve`` slots of its
+        ``max_in_flight`` left free), else ``Saturated``."""
         upstreams = self.upstreams
         if not upstreams:
             raise EngineDeadError(
@@ -81,6 +101,8 @@ class UpstreamPool:
                 )
             if tried:
                 raise EngineDeadError("The engine failed and there is no other replica.")
+            if with_room and upstream.load.saturated(reserve):
+                raise Saturated(model)
             return Lease(upstream, judged=False)
         serving = [u for u in upstreams if u.serves(model)]
         candidates = [
@@ -88,6 +110,10 @@ class UpstreamPool:
         ]
         if not candidates:
             raise self._none_available(model, serving)
+        if with_room:
+            candidates = [u for u in candidates if not u.load.saturated(reserve)]
+            if not candidates:
+                raise Saturated(model)
         upstream = self._choose(candidates, affinity)
         upstream.breaker.picked()
         return Lease(upstream)
@@ -98,6 +124,8 @@ class UpstreamPool:
         if self.routing == "prefix_affinity" and affinity is not None and self._ring is not None:
             key = balance.key_hash(affinity)
             return self._ring.pick(key, candidates, self.load_factor)  # type: ignore[return-value]
+        if self.read_engines:
+            return balance.least_outstanding(candidates, _engine_queue)  # type: ignore
         return balance.least_outstanding(candidates)  # type: ignore[return-value]
 
     def _none_available(self, model: str | None, serving: list[Upstream]) -> Exception:
@@ -106,6 +134,19 @@ class UpstreamPool:
         reasons = "; ".join(f"{u.name}: {_why_not(u)}" for u in serving)
         which = f" of model `{model}`" if model else ""
         return EngineDeadError(f"No replica{which} is available ({reasons}).")
+
+    def has_room(self, model: str | None) -> bool:
+        """Whether a replica serving ``model`` is available and unsaturated."""
+        return any(
+            u.serves(model)
+            and not u.health.dead
+            and u.breaker.available()
+            and not u.load.saturated()
+            for u in self.upstreams
+        )
+
+    def serving(self, model: str | None) -> list[Upstream]:
+        return [u for u in self.upstreams if u.serves(model)]
 
     def alive(self) -> list[Upstream]:
         """The replicas neither dead nor ejected (for /health and /ready)."""
@@ -116,6 +157,7 @@ class UpstreamPool:
         self.looked = False
         for upstream in self.upstreams:
             upstream.health.ensure_started()
+            upstream.load.ensure_started()
 
     async def first_look(self, timeout: float = FIRST_LOOK_SECONDS) -> None:
         """Wait (at most ``timeout``) for each replica's first /models look: the requests that
@@ -130,6 +172,10 @@ class UpstreamPool:
     async def aclose(self) -> None:
         for upstream in self.upstreams:
             await upstream.aclose()
+
+
+def _engine_queue(upstream: balance.Replica) -> float:
+    return cast(Upstream, upstream).load.waiting()
 
 
 def _why_not(upstream: Upstream) -> str:
