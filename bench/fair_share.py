@@ -107,7 +107,7 @@ class Setup:
                         "url": f"http://127.0.0.1:{self.engine_port}/v1",
                         "models": [MODEL],
                         # its slots: nothing waits inside it, the gateway orders everything
-                        "max_in_flight": self.args.slots,
+                        "max_in_flight": self.args.slots // self.args.processes,
                     }
                 ]
             ),
@@ -116,6 +116,7 @@ class Setup:
             LLM_GATEWAY_REQUEST_LOG=os.environ.get("FS_REQUEST_LOG", "false"),
             LLM_GATEWAY_QUEUE_MAX="100000",
             LLM_GATEWAY_BATCH_HEADROOM=str(self.args.headroom),
+            LLM_GATEWAY_LIMITS_NAMESPACE=f"fair-share-{port}",  # counters of this run alone
         )
         subprocess.run(
             [PYTHON, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, env=env, check=True
@@ -132,6 +133,7 @@ class Setup:
         log = open(self.workdir / f"gateway-{port}.log", "wb")  # noqa: SIM115
         self.gateway = subprocess.Popen(
             [PYTHON, "-m", "llm_gateway.run", "-v", "0", "-b", "127.0.0.1", "-p", str(port)]
+            + ["--workers", str(self.args.processes)]
             + ["project.asgi:application"],
             cwd=ROOT,
             env=env,
@@ -408,36 +410,44 @@ def svg_plot(series: dict[str, list[tuple[float, float]]], path: Path, seconds: 
     path.write_text("\n".join(parts))
 
 
+async def flood_report(setup: Setup, args: argparse.Namespace) -> None:
+    alone = await flood_scenario(setup, True, flood=False)
+    fifo = await flood_scenario(setup, False, flood=True)
+    fair = await flood_scenario(setup, True, flood=True)
+    for name, r in (("alone", alone), ("FIFO", fifo), ("scheduler", fair)):
+        a_rate = r["a_weighted_tokens_per_s"]
+        print(
+            f"B ttft {name:9}: p50 {r['p50'] * 1000:8.1f} ms  p99 {r['p99'] * 1000:8.1f} ms"
+            f"  ({r['count']} streams)  A weighted tokens/s {a_rate:8.0f}"
+            f"  engine free slot {r['free_slot_share']:.1%}  max waiting in engine"
+            f" {r['max_waiting']}"
+        )
+    print(
+        f"scheduler p99 / alone p99: x{fair['p99'] / alone['p99']:.2f}; "
+        f"scheduler p99 / FIFO p99: x{fair['p99'] / fifo['p99']:.3f}; A tokens/s "
+        f"scheduler / FIFO: "
+        f"x{fair['a_weighted_tokens_per_s'] / fifo['a_weighted_tokens_per_s']:.3f}"
+    )
+    svg_plot(
+        {"FIFO (scheduler off)": fifo["ttft"], "scheduler on": fair["ttft"]},
+        Path(args.out) / "fair_share_ttft.svg",
+        args.seconds,
+    )
+
+
 async def main_async(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         setup = Setup(args, Path(tmp))
         try:
-            alone = await flood_scenario(setup, True, flood=False)
-            fifo = await flood_scenario(setup, False, flood=True)
-            fair = await flood_scenario(setup, True, flood=True)
             print(
                 f"engine: {args.slots} slots, batch requests of {args.tokens} output tokens on"
-                f" average x {args.decode_ms} ms; batch headroom {args.headroom} slot(s)"
+                f" average x {args.decode_ms} ms; batch headroom {args.headroom} slot(s);"
+                f" {args.processes} gateway process(es)"
             )
-            for name, r in (("alone", alone), ("FIFO", fifo), ("scheduler", fair)):
-                a_rate = r["a_weighted_tokens_per_s"]
-                print(
-                    f"B ttft {name:9}: p50 {r['p50'] * 1000:8.1f} ms  p99 {r['p99'] * 1000:8.1f} ms"
-                    f"  ({r['count']} streams)  A weighted tokens/s {a_rate:8.0f}"
-                    f"  engine free slot {r['free_slot_share']:.1%}  max waiting in engine"
-                    f" {r['max_waiting']}"
-                )
-            print(
-                f"scheduler p99 / alone p99: x{fair['p99'] / alone['p99']:.2f}; "
-                f"scheduler p99 / FIFO p99: x{fair['p99'] / fifo['p99']:.3f}; A tokens/s "
-                f"scheduler / FIFO: "
-                f"x{fair['a_weighted_tokens_per_s'] / fifo['a_weighted_tokens_per_s']:.3f}"
-            )
-            svg_plot(
-                {"FIFO (scheduler off)": fifo["ttft"], "scheduler on": fair["ttft"]},
-                Path(args.out) / "fair_share_ttft.svg",
-                args.seconds,
-            )
+            if args.only != "fairness":
+                await flood_report(setup, args)
+            if args.only == "flood":
+                return
             for label, scheduler, shares in (
                 ("FIFO, equal shares", False, (1, 1)),
                 ("scheduler, equal shares", True, (1, 1)),
@@ -455,6 +465,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--fair-seconds", type=float, default=60)
     parser.add_argument("--window", type=float, default=60)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="gateway processes (the launcher's --workers), each with max_in_flight slots/N; "
+        "with REDIS_URL set they share the fair-share counters",
+    )
+    parser.add_argument(
+        "--only", choices=("flood", "fairness"), default=None, help="one scenario of the two"
+    )
     parser.add_argument("--warmup", type=float, default=3, help="seconds of flood before B")
     parser.add_argument("--slots", type=int, default=32)
     parser.add_argument(

@@ -75,3 +75,30 @@ def test_with_redis_gone_each_counts_alone_and_sends_what_it_kept_later(tmp_path
         asyncio.run(go())
     finally:
         server.stop()
+
+
+def test_a_cancelled_sync_is_cancelled_even_while_connecting():
+    """Cancelling the counters' loop while it connects ends it: a connection error made of
+    the cancellation kept it running, and an event loop's close waited for it forever."""
+
+    async def go():
+        import socket
+
+        with socket.socket() as listener:  # accepts the connection, never answers
+            listener.bind(("127.0.0.1", 0))
+            listener.listen()
+            port = listener.getsockname()[1]
+            counters = SharedCounters(f"redis://127.0.0.1:{port}/0", "t", timeout=30)
+            counters.ensure_started()
+            await asyncio.sleep(0.2)
+            task = counters._loop.task
+            task.cancel()
+            done, _ = await asyncio.wait([task], timeout=10)  # only a hang takes this long
+            assert done and task.cancelled()
+            counters.connection.close()
+
+    loop = asyncio.new_event_loop()  # closed without waiting for its tasks: fails, never hangs
+    try:
+        loop.run_until_complete(go())
+    finally:
+        loop.close()

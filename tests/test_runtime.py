@@ -40,10 +40,10 @@ def test_the_observers_follow_the_options_and_start_and_stop_in_one_place():
     async def main() -> None:
         runtime.start()
         (upstream,) = runtime.pool.upstreams
-        assert upstream.health._task is not None and not upstream.health._task.done()
+        assert upstream.health._loop.running()
         runtime.start()  # again on the same loop: nothing more
         await runtime.aclose()
-        assert upstream.health._task is None
+        assert upstream.health._loop.task is None
 
     asyncio.run(main())
 

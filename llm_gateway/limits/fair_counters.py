@@ -95,9 +95,12 @@ class SharedCounters(MemoryCounters):
             self._loop.start()
 
     async def _run(self) -> None:
-        while True:
-            await self.sync()
-            await asyncio.sleep(self.interval)
+        try:
+            while True:
+                await self.sync()
+                await asyncio.sleep(self.interval)
+        finally:  # cancelled (its loop ends): its connection goes with it
+            self.connection.close()
 
     async def aclose(self) -> None:
         await self._loop.aclose()

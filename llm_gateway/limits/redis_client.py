@@ -165,6 +165,8 @@ class RedisConnection:
             self._connecting.set_exception(error)
             self._connecting.exception()  # retrieved: no "never retrieved" warning
             self._connecting = None
+            if isinstance(exc, asyncio.CancelledError):
+                raise  # the caller was cancelled: it must see so (it would go on otherwise)
             raise error from exc
         self._connecting.set_result(protocol)
         self._connecting = None
@@ -190,12 +192,15 @@ class RedisConnection:
         if self.db:
             hello.append(pack(b"SELECT", self.db))
         hello += [pack(b"SCRIPT", b"LOAD", script.source) for script in self.scripts]
-        for command in hello:
-            reply = await asyncio.wait_for(self._send(protocol, command), self.timeout)
-            if isinstance(reply, hiredis.ReplyError):
-                assert protocol.transport is not None
+        try:
+            for command in hello:
+                reply = await asyncio.wait_for(self._send(protocol, command), self.timeout)
+                if isinstance(reply, hiredis.ReplyError):
+                    raise RedisUnavailable(f"Redis refused the connection: {reply}")
+        except BaseException:  # refused, timed out or cancelled: the socket is not kept
+            if protocol.transport is not None:
                 protocol.transport.close()
-                raise RedisUnavailable(f"Redis refused the connection: {reply}")
+            raise
         return protocol
 
     def _lost(self, protocol: _Protocol) -> None:
