@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
@@ -250,12 +251,21 @@ class Upstream:
         options: dict[str, object] = {"headers": headers, "data": body, "allow_redirects": False}
         if timeout is not None:
             options["timeout"] = timeout
+        sent = time.monotonic()
         try:
             return await session.request(method, url, **options)  # type: ignore[arg-type]
         except aiohttp.ClientConnectorError:
             raise
         except STALE_CONNECTION_ERRORS:
             pass  # a pooled connection the engine had closed: once more on a fresh one
+        except aiohttp.SocketTimeoutError:
+            # Sooner than the read timeout: not the engine, a pooled connection that aiohttp
+            # poisoned while it sat idle (3.14 re-arms the read timer when reading resumes
+            # after an answer read under backpressure has ended; the timer then fires on the
+            # idle connection and its next request fails at once). Once more, on a fresh one.
+            read_timeout = (timeout.sock_read if timeout else None) or self.read_timeout
+            if time.monotonic() - sent >= read_timeout / 2:
+                raise
         try:
             return await session.request(method, url, **options)  # type: ignore[arg-type]
         except STALE_CONNECTION_ERRORS as exc:
