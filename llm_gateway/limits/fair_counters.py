@@ -81,7 +81,7 @@ class SharedCounters(MemoryCounters):
             self.shared = False
             return
         if not self.shared:
-            logger.info("fair-share counters shared in Redis")
+            logger.debug("fair-share counters shared in Redis")  # no request's: debug
         self.shared = True
         counters = dict(self.mine)  # this process's own, as they are now
         for field, value in zip(reply[::2], reply[1::2], strict=True):
