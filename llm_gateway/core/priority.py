@@ -17,7 +17,6 @@ from ..errors import InvalidRequestError
 CLASSES = ("interactive", "default", "batch")
 DEFAULT_RANK = 1
 PRIORITY_HEADER = b"x-gateway-priority"
-FAIRNESS_LEVELS = ("owner", "key", "team")
 FAIR_FIELDS = ("priority", "max_priority", "share")  # on keys, users' and teams' limits
 
 

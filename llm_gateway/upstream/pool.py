@@ -135,19 +135,6 @@ class UpstreamPool:
         which = f" of model `{model}`" if model else ""
         return EngineDeadError(f"No replica{which} is available ({reasons}).")
 
-    def has_room(self, model: str | None) -> bool:
-        """Whether a replica serving ``model`` is available and unsaturated."""
-        return any(
-            u.serves(model)
-            and not u.health.dead
-            and u.breaker.available()
-            and not u.load.saturated()
-            for u in self.upstreams
-        )
-
-    def serving(self, model: str | None) -> list[Upstream]:
-        return [u for u in self.upstreams if u.serves(model)]
-
     def alive(self) -> list[Upstream]:
         """The replicas neither dead nor ejected (for /health and /ready)."""
         return [u for u in self.upstreams if not u.health.dead and u.breaker.state != "open"]
