@@ -9,7 +9,10 @@ limits are in that Redis), ``routing`` (three replicas, three fake engines, agai
 ``validation`` (the request checks of ``core/validate.py`` against the table emptied),
 ``money`` (a price book entry for the model and money budgets on the key, its owner and its
 team, against none: pricing every request and the budgets' reservations), ``scheduler`` (the
-gateway queue on, unsaturated, against off), ``control`` (the
+gateway queue on, unsaturated, against off), ``tracing`` (OpenTelemetry spans and GenAI
+metrics exported over OTLP/HTTP to a receiver process that reads and discards them, against
+``LLM_GATEWAY_OTEL=off``), ``tracing-off`` (``LLM_GATEWAY_OTEL=off`` with an endpoint set,
+against no OpenTelemetry variable at all), ``control`` (the
 same gateway on both sides: the ratio the comparison shows for nothing, its bias and noise).
 bench/run.sh measures each target once, one after the other, so machine noise between two
 targets (seen up to 10% on two processes running the same code) lands in the on/off ratio.
@@ -77,9 +80,15 @@ FEATURES = {  # feature: the settings that turn it on (off: each one "false")
     # The gateway queue and the engines' /metrics reads, unsaturated (the fake engine has no
     # /metrics: each replica judged by max_in_flight, here none) against the scheduler off.
     "scheduler": ("LLM_GATEWAY_SCHEDULER",),
+    # OpenTelemetry: spans and metrics to the receiver (on) against LLM_GATEWAY_OTEL=off.
+    "tracing": (),
+    # LLM_GATEWAY_OTEL=off with an endpoint (on) against no OTEL_* variable (off).
+    "tracing-off": (),
     # The same gateway on both sides: what the comparison itself shows (bias, noise).
     "control": (),
 }
+RECEIVER_PORT = 9120
+RECEIVER = f"http://127.0.0.1:{RECEIVER_PORT}"
 REPLICA_PORTS = (9111, 9112, 9113)
 
 
@@ -93,6 +102,11 @@ def start_gateway(port: int, feature: str, on: bool, workdir: Path) -> subproces
     if feature == "routing" and on:
         replicas = [{"url": f"http://127.0.0.1:{p}/v1", "name": f"r{p}"} for p in REPLICA_PORTS]
         env["LLM_GATEWAY_UPSTREAMS"] = json.dumps(replicas)
+    if feature == "tracing":
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = RECEIVER
+        env["LLM_GATEWAY_OTEL"] = "auto" if on else "off"
+    if feature == "tracing-off" and on:
+        env.update(OTEL_EXPORTER_OTLP_ENDPOINT=RECEIVER, LLM_GATEWAY_OTEL="off")
     if feature == "validation" and not on:
         env["GATEWAY_APP"] = "bench.asgi_without_validation:application"
     out = open(workdir / f"gateway-{port}.log", "wb")  # noqa: SIM115 (closed with the process)
@@ -170,6 +184,16 @@ def main() -> None:
         )
         for port in ports
     ]
+    if args.feature.startswith("tracing"):  # the collector: reads each export, keeps nothing
+        receiver = [sys.executable, "tests/otlp_receiver.py", "--port", str(RECEIVER_PORT)]
+        upstreams.append(
+            subprocess.Popen(
+                [*receiver, "--discard"],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
     gateways: dict[bool, subprocess.Popen[bytes]] = {}
     try:
         # One after the other: with a shared DATABASE_URL, both set up the same database.

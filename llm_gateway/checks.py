@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any
 
 from django.conf import settings
@@ -136,6 +137,30 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
                 )
             )
     return messages
+
+
+@register(Tags.compatibility)
+def check_tracing(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Tracing asked for (an OTLP endpoint, or LLM_GATEWAY_OTEL=on) needs the SDK."""
+    if check_values():
+        return []
+    from .observe.tracing import TracingOptions
+
+    if not TracingOptions.from_environ(conf.OTEL, os.environ).enabled:
+        return []
+    try:
+        import opentelemetry.exporter.otlp.proto.http  # noqa: F401
+        import opentelemetry.sdk  # noqa: F401
+    except ImportError as exc:
+        return [
+            Error(
+                f"OpenTelemetry is configured (OTEL_EXPORTER_OTLP_* or LLM_GATEWAY_OTEL=on) "
+                f"but its SDK cannot be imported: {exc}.",
+                hint="pip install 'llm-gateway[otel]', or set LLM_GATEWAY_OTEL=off.",
+                id="llm_gateway.E008",
+            )
+        ]
+    return []
 
 
 def refuse_bad_settings() -> None:

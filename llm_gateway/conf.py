@@ -384,6 +384,13 @@ class Settings:
         False, parse_bool, "A key label on requests and tokens: one series per key, unbounded."
     )
 
+    OTEL = Setting(
+        "auto",
+        one_of("auto", "on", "off"),
+        "OpenTelemetry traces and GenAI metrics: auto (on when an OTLP endpoint is set in "
+        "OTEL_EXPORTER_OTLP_*), on, or off (whatever the environment says).",
+    )
+
     # --- logging --------------------------------------------------------------------------
     LOG_RESPONSES = Setting(False, parse_bool, "Log requests and response content (never keys).")
     LOG_MAX_CHARS = Setting(2048, positive(int), "Characters of logged content at most.")

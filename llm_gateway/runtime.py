@@ -19,7 +19,7 @@ import os
 import signal
 from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.utils.module_loading import import_string
 
@@ -33,6 +33,7 @@ from .limits.fair_counters import SharedCounters
 from .observe.metrics import GatewayMetrics
 from .observe.request_log import RequestLogObserver, RequestLogWriter
 from .observe.response_log import ResponseLog
+from .observe.tracing import TracingOptions
 from .pricing import PricingOptions, PricingPolicy
 from .upstream import (
     BreakerOptions,
@@ -43,6 +44,9 @@ from .upstream import (
     UpstreamPool,
     WatchdogOptions,
 )
+
+if TYPE_CHECKING:
+    from .observe.tracing.pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +70,7 @@ class RuntimeOptions:
     metrics: bool = True
     metrics_token: str = ""
     metrics_key_labels: bool = False
+    tracing: TracingOptions = field(default_factory=TracingOptions)
     log_responses: bool = False
     log_max_chars: int = 2048
     exit_on_engine_death: bool = False
@@ -127,6 +132,7 @@ class RuntimeOptions:
             metrics=conf.METRICS,
             metrics_token=conf.METRICS_TOKEN,
             metrics_key_labels=conf.METRICS_KEY_LABELS,
+            tracing=TracingOptions.from_environ(conf.OTEL, os.environ),
             log_responses=conf.LOG_RESPONSES,
             log_max_chars=conf.LOG_MAX_CHARS,
             exit_on_engine_death=conf.EXIT_ON_ENGINE_DEATH,
@@ -186,6 +192,12 @@ class Runtime:
             observers.append(RequestLogObserver(self.request_log))
         if self.metrics is not None:
             observers.append(self.metrics)
+        self.tracing: Pipeline | None = None
+        if options.tracing.enabled:
+            from .observe import tracing
+
+            tracer, self.tracing = tracing.build(options.tracing, _version())
+            observers.append(tracer)
         observers += _load(options.observers)
         own: list[Responder] = [
             KeyUsage(options.limits.currency)
@@ -242,6 +254,8 @@ class Runtime:
         await self.key_store.aclose()
         if self.request_log is not None:
             await self.request_log.aclose()
+        if self.tracing is not None:  # what is pending goes out (the exporter blocks)
+            await asyncio.get_running_loop().run_in_executor(None, self.tracing.flush)
         written = self.request_log.written if self.request_log else 0
         dropped = self.request_log.dropped if self.request_log else 0
         logger.info(
@@ -272,6 +286,15 @@ class Runtime:
         if self.options.exit_on_engine_death:
             logger.error("LLM_GATEWAY_EXIT_ON_ENGINE_DEATH is set: stopping this process")
             os.kill(os.getpid(), signal.SIGTERM)  # the drain takes it from there
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("llm-gateway")
+    except PackageNotFoundError:
+        return ""
 
 
 def _load(paths: tuple[str, ...]) -> list[Any]:

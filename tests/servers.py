@@ -183,3 +183,10 @@ def daphne(
 
 def client(server: Server, **kwargs: object) -> httpx.Client:
     return httpx.Client(base_url=server.url, timeout=10, **kwargs)  # type: ignore[arg-type]
+
+
+def otlp_receiver(tmp: Path, port: int | None = None) -> Server:
+    """The OTLP/HTTP receiver (tests/otlp_receiver.py): what the gateway's exporters send."""
+    port = port or free_port()
+    argv = [sys.executable, str(ROOT / "tests" / "otlp_receiver.py"), "--port", str(port)]
+    return Server(argv, port, {}, tmp / f"otlp-{port}.log")

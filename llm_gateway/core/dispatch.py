@@ -13,12 +13,14 @@ while every replica of its model is saturated, in its class and its tenant's tur
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 
 from ..errors import EngineDeadError, EngineGenerateError, EngineTimeoutError, GatewayError
 from ..upstream.client import Answer, Upstream
 from ..upstream.pool import Lease, UpstreamPool
 from . import headers as header_policy
 from .affinity import affinity_key
+from .hooks import Tap
 from .listing import model_listing
 from .options import RelayOptions
 from .priority import CLASSES, DEFAULT_RANK, NO_FAIR_SHARE, PRIORITY_HEADER, Tenant, asked_rank
@@ -32,7 +34,7 @@ MAX_THROTTLE_SECONDS = 300.0  # a replica's Retry-After is honoured up to this l
 
 
 class Dispatch:
-    __slots__ = ("pool", "options", "lease", "scheduler", "tenant", "rank")
+    __slots__ = ("pool", "options", "lease", "scheduler", "tenant", "rank", "watchers")
 
     def __init__(
         self, pool: UpstreamPool, options: RelayOptions, scheduler: Scheduler | None = None
@@ -43,6 +45,7 @@ class Dispatch:
         self.scheduler = scheduler if scheduler is not None and scheduler.options.enabled else None
         self.tenant: Tenant | None = None  # set by ``prepare`` when the scheduler is on
         self.rank = DEFAULT_RANK
+        self.watchers: list[Tap] = []  # the taps told of every try (a tracer's)
 
     def prepare(self, request: GatewayRequest, record: RequestRecord) -> None:
         """The request's class and tenant (before admission: a bad priority header is a 400)."""
@@ -91,17 +94,23 @@ class Dispatch:
             url = upstream.url + request.path
             if request.query:
                 url += "?" + request.query.decode("latin-1")
+            watchers = self.watchers
+            own = [h for tap in watchers for h in tap.attempt(upstream)] if watchers else []
             try:
-                headers = self._headers(request, upstream)
+                headers = self._headers(request, upstream, own)
                 answer = await upstream.send(
                     request.method, url, headers=headers, body=body or None
                 )
             except GatewayError as exc:
+                for tap in watchers:
+                    tap.attempted(exc.status, exc)
                 self._drop(failed=True)
                 if not _retryable(exc) or len(tried) >= self.options.retries:
                     raise
                 failed = exc
             else:
+                for tap in watchers:
+                    tap.attempted(answer.status, None)
                 lease.answered(answer.status)
                 if answer.status == 429:
                     _honour_retry_after(upstream, answer)
@@ -128,12 +137,15 @@ class Dispatch:
     async def listing(self, request: GatewayRequest) -> bytes:
         return await model_listing(self.pool, lambda upstream: self._headers(request, upstream))
 
-    def _headers(self, request: GatewayRequest, upstream: Upstream) -> list[tuple[str, str]]:
+    def _headers(
+        self, request: GatewayRequest, upstream: Upstream, own: Sequence[tuple[str, str]] = ()
+    ) -> list[tuple[str, str]]:
         return header_policy.to_upstream(
             request.headers,
             request.request_id,
             self.options.request_id_header,
             upstream.auth_headers(),
+            own,
         )
 
     def _drop(self, failed: bool) -> None:

@@ -145,6 +145,7 @@ class Exchange(Lifecycle):
                     body, self.withhold, self.strip = asked.body, asked.withhold, asked.strip
             elif options.usage and request.path == RESPONSES:
                 self.fill = "responses"
+        self.observe()  # a refusal from here on is observed too (its span, its metrics)
         self.dispatch.prepare(request, record)
         await self.admit()
         dispatch = self.dispatch

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 HOP_BY_HOP = frozenset(
     {
@@ -39,18 +39,25 @@ def to_upstream(
     request_id: str,
     request_id_header: str,
     credentials: list[tuple[str, str]],
+    own: Sequence[tuple[str, str]] = (),
 ) -> list[tuple[str, str]]:
     """The client's headers less the dropped ones, then the request id, identity encoding
-    (bytes come back as the engine sent them) and the gateway's own credentials."""
+    (bytes come back as the engine sent them), the gateway's own credentials, and its
+    ``own`` headers (a trace context), which replace the client's of the same names: the
+    engine's span is then a child of the gateway's, not a sibling of it."""
+    drop = REQUEST_DROP
+    if own:
+        drop = drop | {name.lower().encode("latin-1") for name, _ in own}
     out = [
         (name.decode("latin-1"), value.decode("latin-1"))
         for name, value in headers
-        if name not in REQUEST_DROP
+        if name not in drop
     ]
     if request_id_header:
         out.append((request_id_header, request_id))
     out.append(("Accept-Encoding", "identity"))
     out.extend(credentials)
+    out.extend(own)
     return out
 
 

@@ -13,6 +13,8 @@ Heavy work (database writes) goes to a queue that a background task drains.
 
 from __future__ import annotations
 
+from ..errors import GatewayError
+from ..upstream.client import Upstream
 from .record import RequestRecord
 from .request import GatewayRequest
 
@@ -49,7 +51,18 @@ class Policy:
 
 
 class Tap:
-    """Sees each body chunk after it went to the client (so it never delays one)."""
+    """Sees each try on a replica, and each body chunk after it went to the client (so it
+    never delays one). A tap that overrides ``attempt`` is told of every try; one that does
+    not costs the dispatch nothing."""
+
+    def attempt(self, upstream: Upstream) -> list[tuple[str, str]]:
+        """The request goes to ``upstream`` now (once per try: a failover tries again).
+        Returns headers for the engine (a trace context), which replace the client's own
+        headers of the same names."""
+        return []
+
+    def attempted(self, status: int, error: GatewayError | None) -> None:
+        """That try's status line, or ``error``: it failed before one."""
 
     def feed(self, data: bytes) -> None:
         pass

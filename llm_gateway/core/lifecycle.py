@@ -1,8 +1,8 @@
 """One request's life in the core, from arrival to its record: what a relayed HTTP exchange
 and a realtime session share, so that both are admitted, leased, ended and observed alike.
 
-``admit`` tells the observers it arrived (each may tap its answer) and asks every policy
-(each may refuse, or hold something until the end). The dispatch holds the lease on the
+``observe`` tells the observers it arrived (each may tap its answer), ``admit`` asks every
+policy (each may refuse, or hold something until the end). The dispatch holds the lease on the
 replica. ``end`` says how it ended (the first call counts) and frees the replica at once;
 ``close`` settles the admissions and hands the record to the taps and observers.
 """
@@ -34,7 +34,16 @@ class Parts(Protocol):
 
 
 class Lifecycle:
-    __slots__ = ("relay", "request", "record", "taps", "admissions", "dispatch", "_ended")
+    __slots__ = (
+        "relay",
+        "request",
+        "record",
+        "taps",
+        "admissions",
+        "dispatch",
+        "_ended",
+        "_observed",
+    )
 
     def __init__(self, relay: Parts, request: GatewayRequest) -> None:
         self.relay = relay
@@ -47,17 +56,29 @@ class Lifecycle:
         self.admissions: list[Admission] = []
         self.dispatch = Dispatch(relay.pool, relay.options, relay.scheduler)
         self._ended = False
+        self._observed = False
 
     @property
     def ended(self) -> bool:
         return self._ended
 
-    async def admit(self) -> None:
-        """Tell the observers, then ask the policies (a refusal is a ``GatewayError``)."""
+    def observe(self) -> None:
+        """Tell the observers it arrived (each may tap it); once."""
+        if self._observed:
+            return
+        self._observed = True
         request, record = self.request, self.record
         for observer in self.relay.observers:
             if (tap := observer.begin(request, record)) is not None:
                 self.taps.append(tap)
+                if type(tap).attempt is not Tap.attempt:
+                    self.dispatch.watchers.append(tap)
+
+    async def admit(self) -> None:
+        """Tell the observers (if not yet), then ask the policies (a refusal is a
+        ``GatewayError``)."""
+        self.observe()
+        request, record = self.request, self.record
         for policy in self.relay.policies:
             if (admission := await policy.admit(request, record)) is not None:
                 self.admissions.append(admission)

@@ -116,6 +116,7 @@ class Upstream:
         read_timeout: float | None = None,
         options: UpstreamOptions | None = None,
         load: LoadOptions | None = None,
+        provider: str = "",
     ) -> None:
         self.options = options = options or UpstreamOptions()
         self.url = url.rstrip("/")
@@ -125,6 +126,8 @@ class Upstream:
         # What it serves: as configured, else as its /models said (the watchdog asks).
         self.models: set[str] = set(models or ())
         self.weight = weight
+        self.provider = provider  # as configured; else ``engine_kind`` once found
+        self.engine_kind = ""  # as its /models listing says (vllm, sglang, llama.cpp)
         # This replica's own timeouts, else the shared ones.
         self.connect_timeout = connect_timeout or options.connect_timeout
         self.read_timeout = read_timeout or options.read_timeout
@@ -156,6 +159,7 @@ class Upstream:
             connect_timeout=spec.connect_timeout,
             read_timeout=spec.read_timeout,
             options=options,
+            provider=spec.provider,
             load=LoadOptions(
                 max_in_flight=spec.max_in_flight,
                 metrics_url=spec.metrics_url,
@@ -168,6 +172,12 @@ class Upstream:
 
     def __repr__(self) -> str:
         return f"Upstream({self.name!r})"
+
+    @property
+    def provider_name(self) -> str:
+        """Its engine for traces (``gen_ai.provider.name``): as configured, else as found,
+        else ``_OTHER`` (the conventions' word for a provider they do not list)."""
+        return self.provider or self.engine_kind or "_OTHER"
 
     def serves(self, model: str | None) -> bool:
         """Whether a request for ``model`` may go here (a replica not yet discovered may)."""

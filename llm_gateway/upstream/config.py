@@ -23,6 +23,8 @@ FIELDS = {
     "metrics_url",
     "queue_threshold",
     "kv_threshold",
+    # what traces name its engine (gen_ai.provider.name); empty: as its /models says
+    "provider",
 }
 
 
@@ -39,6 +41,7 @@ class ReplicaSpec:
     metrics_url: str = ""  # empty: /metrics at its origin
     queue_threshold: float = 1.0  # engine's waiting requests that make it saturated
     kv_threshold: float = 0.9  # engine's KV cache use that makes it saturated
+    provider: str = ""  # its engine kind for traces (vllm, sglang, llama.cpp); empty: found
 
     @property
     def label(self) -> str:
@@ -83,9 +86,9 @@ def _replica(entry: Any, index: int) -> ReplicaSpec:
             raise ValueError(f"{where}: {name} must be a number of seconds above 0")
         timeouts[name] = float(timeout) if timeout is not None else None
     api_key, name = entry.get("api_key", ""), entry.get("name", "")
-    metrics_url = entry.get("metrics_url", "")
-    if not all(isinstance(v, str) for v in (api_key, name, metrics_url)):
-        raise ValueError(f"{where}: api_key, name and metrics_url must be strings")
+    metrics_url, provider = entry.get("metrics_url", ""), entry.get("provider", "")
+    if not all(isinstance(v, str) for v in (api_key, name, metrics_url, provider)):
+        raise ValueError(f"{where}: api_key, name, metrics_url and provider must be strings")
     if metrics_url and (problem := url_problem(metrics_url)):
         raise ValueError(f"{where}: metrics_url {problem}")
     max_in_flight = entry.get("max_in_flight")
@@ -118,6 +121,7 @@ def _replica(entry: Any, index: int) -> ReplicaSpec:
         metrics_url=metrics_url,
         queue_threshold=float(queue_threshold),
         kv_threshold=float(kv_threshold),
+        provider=provider.strip(),
     )
 
 

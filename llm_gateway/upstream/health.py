@@ -45,11 +45,14 @@ class Probed(Replica, Protocol):
     configured_models: frozenset[str] | None  # given in the settings: nothing to discover
     finished: int
     tokenizer: Tokenizer
+    engine_kind: str  # found from its /models listing's owned_by (for traces)
 
 
 logger = logging.getLogger(__name__)
 # The gateway's own requests say so: an engine's logs (and the tests) tell them from clients'.
 PROBE_AGENT = ("User-Agent", "llm-gateway-watchdog")
+# A model's ``owned_by`` in an engine's /models listing: the engine it names (for traces).
+ENGINE_OWNERS = {"vllm": "vllm", "sglang": "sglang", "llamacpp": "llama.cpp"}
 
 
 @dataclass(slots=True)
@@ -165,6 +168,8 @@ class Watchdog:
             return
         found = {m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)}
         upstream.models = found
+        owners = {m.get("owned_by") for m in data if isinstance(m, dict)}
+        upstream.engine_kind = next((ENGINE_OWNERS[o] for o in owners if o in ENGINE_OWNERS), "")
         self._discover_at = time.monotonic() + self.options.discovery_seconds  # else: next round
         if idle and not upstream.tokenizer.searched and upstream.in_flight == 0:
             headers = [*upstream.auth_headers(), PROBE_AGENT]
