@@ -11,8 +11,9 @@ limits are in that Redis), ``routing`` (three replicas, three fake engines, agai
 team, against none: pricing every request and the budgets' reservations), ``scheduler`` (the
 gateway queue on, unsaturated, against off), ``tracing`` (OpenTelemetry spans and GenAI
 metrics exported over OTLP/HTTP to a receiver process that reads and discards them, against
-``LLM_GATEWAY_OTEL=off``), ``tracing-off`` (``LLM_GATEWAY_OTEL=off`` with an endpoint set,
-against no OpenTelemetry variable at all), ``control`` (the
+``LLM_GATEWAY_OTEL=off``; ``tracing-spans``: the spans alone), ``tracing-off``
+(``LLM_GATEWAY_OTEL=off`` with an endpoint set, against no OpenTelemetry variable at all),
+``control`` (the
 same gateway on both sides: the ratio the comparison shows for nothing, its bias and noise).
 bench/run.sh measures each target once, one after the other, so machine noise between two
 targets (seen up to 10% on two processes running the same code) lands in the on/off ratio.
@@ -82,6 +83,7 @@ FEATURES = {  # feature: the settings that turn it on (off: each one "false")
     "scheduler": ("LLM_GATEWAY_SCHEDULER",),
     # OpenTelemetry: spans and metrics to the receiver (on) against LLM_GATEWAY_OTEL=off.
     "tracing": (),
+    "tracing-spans": (),  # the spans alone (a traces endpoint, no metrics endpoint)
     # LLM_GATEWAY_OTEL=off with an endpoint (on) against no OTEL_* variable (off).
     "tracing-off": (),
     # The same gateway on both sides: what the comparison itself shows (bias, noise).
@@ -104,6 +106,9 @@ def start_gateway(port: int, feature: str, on: bool, workdir: Path) -> subproces
         env["LLM_GATEWAY_UPSTREAMS"] = json.dumps(replicas)
     if feature == "tracing":
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = RECEIVER
+        env["LLM_GATEWAY_OTEL"] = "auto" if on else "off"
+    if feature == "tracing-spans":
+        env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = RECEIVER + "/v1/traces"
         env["LLM_GATEWAY_OTEL"] = "auto" if on else "off"
     if feature == "tracing-off" and on:
         env.update(OTEL_EXPORTER_OTLP_ENDPOINT=RECEIVER, LLM_GATEWAY_OTEL="off")

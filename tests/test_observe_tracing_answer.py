@@ -23,6 +23,7 @@ def test_a_stream_read_in_pieces():
     reader = AnswerReader(stream=True, capture=True)
     reader.feed(sse(chunk("Hel")), first=True)
     reader.feed(sse(chunk("lo"), chunk(None, "length")), first=False)
+    reader.ended()
     assert (reader.id, reader.model, reader.finish_reasons) == ("chatcmpl-1", "m-1", ["length"])
     (message,) = json.loads(reader.output_messages())
     assert message["parts"] == [{"type": "text", "content": "Hello"}]
@@ -32,7 +33,19 @@ def test_a_stream_read_in_pieces():
 def test_without_capture_no_text_is_kept():
     reader = AnswerReader(stream=True, capture=False)
     reader.feed(sse(chunk("secret words"), chunk(None, "stop")), first=True)
+    reader.ended()
     assert reader.texts == {} and reader.finish_reasons == ["stop"]
+
+
+def test_a_streams_finish_reasons_are_read_once_it_ended():
+    reader = AnswerReader(stream=True, capture=False)
+    reader.feed(sse(chunk("a")), first=True)
+    for _ in range(50):
+        reader.feed(sse(chunk("more")), first=False)
+    reader.feed(sse(chunk(None, "length", index=1), chunk(None, "stop")), first=False)
+    assert reader.finish_reasons == []  # nothing searched while it streams
+    reader.ended()
+    assert reader.finish_reasons == ["length", "stop"]
 
 
 def test_a_whole_answer_with_two_choices():
@@ -59,6 +72,7 @@ def test_the_messages_api_stream_names_its_id_inside_message():
     reader = AnswerReader(stream=True, capture=False)
     reader.feed(b"event: message_start\ndata: " + json.dumps(start).encode() + b"\n\n", first=True)
     reader.feed(b'data: {"type":"message_delta","delta":{"stop_reason":"end_turn"}}\n\n', False)
+    reader.ended()
     assert (reader.id, reader.model, reader.finish_reasons) == ("msg_1", "claude-ish", ["end_turn"])
 
 

@@ -1,22 +1,25 @@
 """What a span tells of an answer, read from the bytes the client got: its id, model and
-finish reasons (always, cheaply: the first event parsed, then one search per chunk), and
-with content capture opted in, the messages in and out in the conventions' shape."""
+finish reasons (always, cheaply: a stream's first event parsed, and its last chunks searched
+once it ended), and with content capture opted in, the messages in and out in the
+conventions' shape."""
 
 from __future__ import annotations
 
 import re
+from collections import deque
 from typing import Any
 
 import orjson
 
 FINISH_REASON = re.compile(rb'"(?:finish_reason|stop_reason)":\s*"([^"]+)"')
 DATA = b"data:"
+TAIL = 4  # a stream's last chunks kept: its finish reasons are in its last events
 
 
 class AnswerReader:
     """Fed what the client got, chunk by chunk (a whole answer: once)."""
 
-    __slots__ = ("id", "model", "finish_reasons", "stream", "capture", "texts")
+    __slots__ = ("id", "model", "finish_reasons", "stream", "capture", "texts", "tail")
 
     def __init__(self, stream: bool, capture: bool) -> None:
         self.id: str | None = None
@@ -25,6 +28,7 @@ class AnswerReader:
         self.stream = stream
         self.capture = capture
         self.texts: dict[int, list[str]] = {}  # choice index: its text, when capturing
+        self.tail: deque[bytes] = deque(maxlen=TAIL)
 
     def feed(self, data: bytes, first: bool) -> None:
         if not self.stream:
@@ -32,17 +36,28 @@ class AnswerReader:
             return
         if first:
             self._head(data)
-        if b"_reason" in data:
-            for reason in FINISH_REASON.findall(data):
-                if (word := reason.decode("utf-8", "replace")) not in self.finish_reasons:
-                    self.finish_reasons.append(word)
         if self.capture:
+            self._reasons(data)
             for event in _events(data):
                 self._delta(event)
+        else:
+            self.tail.append(data)  # searched at the end: no work per chunk
+
+    def ended(self) -> None:
+        """The stream is over: its finish reasons, from its last chunks."""
+        for data in self.tail:
+            self._reasons(data)
+        self.tail.clear()
+
+    def _reasons(self, data: bytes) -> None:
+        for reason in FINISH_REASON.findall(data):
+            if (word := reason.decode("utf-8", "replace")) not in self.finish_reasons:
+                self.finish_reasons.append(word)
 
     def _head(self, data: bytes) -> None:
-        """The stream's id and model, from its first event (the Messages API nests them)."""
-        for event in _events(data):
+        """The stream's id and model, from its first event (the Messages API nests them).
+        A first chunk may hold the whole stream: only its first event is parsed."""
+        for event in _events(data, first=True):
             head: dict[str, Any] = event
             for nested in ("message", "response"):  # the Messages and Responses APIs'
                 if isinstance(inner := head.get(nested), dict):
@@ -102,8 +117,9 @@ class AnswerReader:
         return orjson.dumps(messages).decode()
 
 
-def _events(data: bytes) -> list[dict[str, Any]]:
-    """The JSON events of whole SSE events (``[DONE]`` and the unreadable skipped)."""
+def _events(data: bytes, first: bool = False) -> list[dict[str, Any]]:
+    """The JSON events of whole SSE events (``[DONE]`` and the unreadable skipped); only the
+    first one that reads, with ``first``."""
     out = []
     for line in data.split(b"\n"):
         if line.startswith(DATA):
@@ -113,6 +129,8 @@ def _events(data: bytes) -> list[dict[str, Any]]:
                 continue
             if isinstance(event, dict):
                 out.append(event)
+                if first:
+                    break
     return out
 
 

@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from .names import SCHEMA_URL, SCOPE
 from .options import TracingOptions
+from .recorder import Recorder
 
 logger = logging.getLogger(__name__)
 DEFAULT_SERVICE = "llm-gateway"
@@ -29,13 +30,13 @@ DEFAULT_SERVICE = "llm-gateway"
 
 class Pipeline:
     def __init__(self, options: TracingOptions, version: str = "") -> None:
-        self.tracer: trace.Tracer | None = None
+        self.recorder: Recorder | None = None
         self.meter: metrics.Meter | None = None
         self._providers: list[Any] = []
         if options.traces:
             provider = _tracer_provider()
             self._providers.append(provider)
-            self.tracer = provider.get_tracer(SCOPE, version, schema_url=SCHEMA_URL)
+            self.recorder = Recorder(provider, version)
         if options.metrics:
             meters = _meter_provider()
             self._providers.append(meters)
@@ -60,11 +61,12 @@ def _tracer_provider() -> TracerProvider:
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):
         return current
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+    from .exporter import SpanExporter
+
     provider = TracerProvider(resource=resource())
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    provider.add_span_processor(BatchSpanProcessor(SpanExporter()))
     trace.set_tracer_provider(provider)
     logger.info("OpenTelemetry: spans export over OTLP/HTTP (service %s)", _service(provider))
     return provider

@@ -4,18 +4,20 @@ and in it one CLIENT span per try on a replica, named ``{operation} {model}``, w
 is the ``traceparent`` the engine receives: the engine's own spans are its children. A
 failover leaves one failed CLIENT span per replica tried. A realtime session is one span.
 
-Everything here runs on the event loop between two chunks and only records: spans are
-exported by the SDK's batching thread (``pipeline``)."""
+Everything here runs on the event loop between two chunks and only records: the spans are
+built when the request ends (``recorder``) and exported by the SDK's batching thread."""
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.context import Context
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind
 
 from ...core import Observer, Tap
 from ...core.record import RequestRecord
@@ -25,6 +27,7 @@ from ...upstream.client import Upstream
 from . import names
 from .answer import AnswerReader, input_messages
 from .instruments import Instruments
+from .recorder import Recorder
 
 PARAMETERS = (
     ("max_tokens", names.REQUEST_MAX_TOKENS),
@@ -36,18 +39,21 @@ PARAMETERS = (
 
 
 class GenAITracing(Observer):
-    """Begins a ``RequestTrace`` per request; ``tracer`` None: the metrics alone."""
+    """Begins a ``RequestTrace`` per request; ``recorder`` None: the metrics alone."""
 
     def __init__(
         self,
-        tracer: trace.Tracer | None,
+        recorder: Recorder | None,
         instruments: Instruments | None = None,
         capture_content: bool = False,
     ) -> None:
-        self.tracer = tracer
+        self.recorder = recorder
         self.instruments = instruments
         self.capture_content = capture_content
         self._addresses: dict[str, tuple[str, int]] = {}
+        # The headers the configured propagators read (traceparent, tracestate, baggage).
+        fields = propagate.get_global_textmap().fields
+        self.fields = frozenset(field.lower().encode("latin-1") for field in fields)
 
     def begin(self, request: GatewayRequest, record: RequestRecord) -> Tap | None:
         return RequestTrace(self, request, record)
@@ -62,44 +68,69 @@ class GenAITracing(Observer):
         return found
 
 
+class Try:
+    """One try on a replica: its span's context, start, attributes and failure."""
+
+    __slots__ = ("context", "name", "start", "end", "attributes", "failed")
+
+    def __init__(self, context: SpanContext, name: str, attributes: dict[str, Any]) -> None:
+        self.context = context
+        self.name = name
+        self.start = time.time_ns()
+        self.end = 0
+        self.attributes = attributes
+        self.failed = ""  # error.type, once it failed
+
+
 class RequestTrace(Tap):
     __slots__ = (
         "tracing",
         "request",
         "operation",
-        "server",
-        "client",
+        "context",
+        "parent",
+        "kind",
+        "attributes",
         "tries",
         "upstream",
         "first_chunk",
         "reader",
-        "failed",
+        "tail",
     )
 
     def __init__(self, tracing: GenAITracing, request: GatewayRequest, record: RequestRecord):
         self.tracing = tracing
         self.request = request
         self.operation = names.OPERATIONS.get(request.path)
-        self.server: Span | None = None
-        self.client: Span | None = None  # the try in progress (or the last one)
-        self.tries = 0
+        self.context: SpanContext | None = None  # the SERVER span's (None: not traced)
+        self.parent: SpanContext | None = None
+        self.kind = SpanKind.SERVER
+        self.attributes: dict[str, Any] = {}
+        self.tries: list[Try] = []
         self.upstream: Upstream | None = None
-        self.first_chunk: float | None = None  # seconds after the request's start
-        self.failed = ""  # error.type of the try in progress, once it failed
+        self.first_chunk: float | None = None  # perf_counter of the first chunk sent
         self.reader = AnswerReader(False, tracing.capture_content)
-        tracer = tracing.tracer
-        if tracer is None:
+        self.tail: deque[bytes] | None = None  # the reader's, once the answer is a stream
+        recorder = tracing.recorder
+        if recorder is None:
             return
-        parent = otel_context.get_current()
-        joined = trace.get_current_span(parent).get_span_context().is_valid
-        if not joined:  # the client's traceparent (a new trace without one)
-            carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.headers}
-            parent = propagate.extract(carrier)
-        attributes: dict[str, Any] = {
-            names.HTTP_REQUEST_METHOD: request.method,
-            names.URL_PATH: request.path,
-            names.GATEWAY_REQUEST_ID: request.request_id,
-        }
+        context = otel_context.get_current()
+        parent = trace.get_current_span(context).get_span_context()
+        if parent.is_valid:  # inside a framework's own SERVER span: a step of it
+            self.kind = SpanKind.INTERNAL
+        else:  # the client's traceparent (a new trace without one)
+            fields = tracing.fields
+            carrier = {
+                k.decode("latin-1"): v.decode("latin-1") for k, v in request.headers if k in fields
+            }
+            context = propagate.extract(carrier) if carrier else Context()
+            parent = trace.get_current_span(context).get_span_context()
+        self.parent = parent if parent.is_valid else None
+        self.context = recorder.trace_of(self.parent, context, request.path)
+        attributes = self.attributes
+        attributes[names.HTTP_REQUEST_METHOD] = request.method
+        attributes[names.URL_PATH] = request.path
+        attributes[names.GATEWAY_REQUEST_ID] = request.request_id
         if request.client:
             attributes[names.CLIENT_ADDRESS] = request.client
         if (key := request.api_key) is not None:
@@ -112,50 +143,39 @@ class RequestTrace(Tap):
             attributes[names.OPERATION_NAME] = self.operation
             if record.model:
                 attributes[names.REQUEST_MODEL] = record.model
-        self.server = tracer.start_span(
-            f"{request.method} {request.path}",
-            parent,
-            # Inside a framework's own SERVER span, the gateway's is a step of it.
-            SpanKind.INTERNAL if joined else SpanKind.SERVER,
-            attributes,
-            start_time=int(record.created * 1e9),
-        )
 
     # --- each try on a replica ----------------------------------------------------------
     def attempt(self, upstream: Upstream) -> list[tuple[str, str]]:
-        self._end_try()
-        self.tries += 1
         self.upstream = upstream
-        self.failed = ""
-        tracer = self.tracing.tracer
-        if tracer is None or self.server is None:
+        recorder, server = self.tracing.recorder, self.context
+        if recorder is None or server is None:
             return []
+        if self.tries and not self.tries[-1].end:
+            self.tries[-1].end = time.time_ns()
         request = self.request
         host, port = self.tracing.address(upstream)
         attributes: dict[str, Any] = {
             names.SERVER_ADDRESS: host,
             names.SERVER_PORT: port,
             names.GATEWAY_REPLICA: upstream.name,
-            names.GATEWAY_ATTEMPT: self.tries,
+            names.GATEWAY_ATTEMPT: len(self.tries) + 1,
         }
         model = request.payload.get("model") if request.payload else None
         if self.operation is not None:
             name = f"{self.operation} {model}" if isinstance(model, str) else self.operation
             attributes[names.OPERATION_NAME] = self.operation
             attributes[names.PROVIDER_NAME] = upstream.provider_name
-            attributes.update(self._request_attributes())
+            self._request_attributes(attributes)
         else:
             name = f"{request.method} {request.path}"
-        self.client = span = tracer.start_span(
-            name, trace.set_span_in_context(self.server), SpanKind.CLIENT, attributes
-        )
+        attempt = Try(recorder.child_of(server), name, attributes)
+        self.tries.append(attempt)
         carrier: dict[str, str] = {}
-        propagate.inject(carrier, trace.set_span_in_context(span))
+        propagate.inject(carrier, trace.set_span_in_context(NonRecordingSpan(attempt.context)))
         return list(carrier.items())
 
-    def _request_attributes(self) -> dict[str, Any]:
+    def _request_attributes(self, out: dict[str, Any]) -> None:
         payload = self.request.payload or {}
-        out: dict[str, Any] = {}
         if isinstance(model := payload.get("model"), str):
             out[names.REQUEST_MODEL] = model
         for field, name in PARAMETERS:
@@ -169,93 +189,116 @@ class RequestTrace(Tap):
                 out[names.INPUT_MESSAGES] = messages
             if system is not None:
                 out[names.SYSTEM_INSTRUCTIONS] = system
-        return out
 
     def attempted(self, status: int, error: GatewayError | None) -> None:
-        span = self.client
-        if status and span is not None:
-            span.set_attribute(names.HTTP_RESPONSE_STATUS_CODE, status)
-        if error is not None:
-            self.failed = error.code or type(error).__name__
-        elif status >= 400:
-            self.failed = str(status)
-
-    def _end_try(self, end_time: int | None = None) -> None:
-        span, self.client = self.client, None
-        if span is None:
+        if not self.tries:
             return
-        if self.failed:
-            span.set_attribute(names.ERROR_TYPE, self.failed)
-            span.set_status(Status(StatusCode.ERROR))
-        span.end(end_time)
+        attempt = self.tries[-1]
+        if status:
+            attempt.attributes[names.HTTP_RESPONSE_STATUS_CODE] = status
+        if error is not None:
+            attempt.failed = error.code or type(error).__name__
+            attempt.end = time.time_ns()
+        elif status >= 400:
+            attempt.failed = str(status)
 
     # --- the answer -----------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
+        if (tail := self.tail) is not None:  # a stream after its first chunk: kept, no more
+            tail.append(data)
+            return
+        reader = self.reader
         first = self.first_chunk is None
         if first:
             self.first_chunk = time.perf_counter()
-            self.reader.stream = data.startswith((b"data:", b"event:", b":"))
-        self.reader.feed(data, first)
+            reader.stream = data.startswith((b"data:", b"event:", b":"))
+            if reader.stream and not reader.capture:
+                self.tail = reader.tail
+        reader.feed(data, first)
 
     def finish(self, record: RequestRecord) -> None:
         end = int((record.created + (record.duration or record.since_start())) * 1e9)
         ending = record.ending or ""
         broken = ending.startswith("error:") or ending == "upstream_closed"
-        if broken:
-            self.failed = self.failed or ending.removeprefix("error:")
-        if self.client is not None:
-            self._describe(self.client, record)
-        elif self.server is not None and self.operation is not None and self.tries == 0:
-            self._describe(self.server, record)  # a realtime session, or refused before a try
-        self._end_try(end)
-        if (server := self.server) is not None:
-            server.set_attribute(names.GATEWAY_ENDING, ending)
-            if record.status:
-                server.set_attribute(names.HTTP_RESPONSE_STATUS_CODE, record.status)
-            if record.upstream:
-                server.set_attribute(names.GATEWAY_REPLICA, record.upstream)
-            if record.priority:
-                server.set_attribute(names.GATEWAY_PRIORITY, record.priority)
-                server.set_attribute(names.GATEWAY_QUEUE_WAIT, record.queued)
-            if record.limited:
-                server.set_attribute(names.GATEWAY_LIMITED, record.limited)
-            if record.cost_micro is not None:
-                server.set_attribute(names.GATEWAY_COST, record.cost_micro / 1_000_000)
-            # A refusal (4xx) is the client's error, not the server's (HTTP's conventions).
-            if record.status >= 500 or (broken and record.status < 400):
-                server.set_attribute(names.ERROR_TYPE, self.failed or str(record.status))
-                server.set_status(Status(StatusCode.ERROR))
-            server.end(end)
+        last = self.tries[-1] if self.tries else None
+        failed = (last.failed if last is not None else "") or (
+            ending.removeprefix("error:") if broken else ""
+        )
+        if last is not None:
+            last.failed = failed
+            self._describe(last.attributes, record)
+        elif self.operation is not None:
+            self._describe(self.attributes, record)  # a realtime session, or refused first
+        if (recorder := self.tracing.recorder) is not None and self.context is not None:
+            for attempt in self.tries:
+                if attempt.failed:
+                    attempt.attributes[names.ERROR_TYPE] = attempt.failed
+                recorder.record(
+                    attempt.name,
+                    attempt.context,
+                    self.context,
+                    SpanKind.CLIENT,
+                    attempt.attributes,
+                    attempt.start,
+                    attempt.end or end,
+                    bool(attempt.failed),
+                )
+            self._record_server(recorder, record, end, failed, broken)
         if self.tracing.instruments is not None and self.operation is not None:
-            self._measure(self.tracing.instruments, record)
+            self._measure(self.tracing.instruments, record, failed)
 
-    def _describe(self, span: Span, record: RequestRecord) -> None:
+    def _record_server(
+        self, recorder: Recorder, record: RequestRecord, end: int, failed: str, broken: bool
+    ) -> None:
+        attributes = self.attributes
+        attributes[names.GATEWAY_ENDING] = record.ending or ""
+        if record.status:
+            attributes[names.HTTP_RESPONSE_STATUS_CODE] = record.status
+        if record.upstream:
+            attributes[names.GATEWAY_REPLICA] = record.upstream
+        if record.priority:
+            attributes[names.GATEWAY_PRIORITY] = record.priority
+            attributes[names.GATEWAY_QUEUE_WAIT] = record.queued
+        if record.limited:
+            attributes[names.GATEWAY_LIMITED] = record.limited
+        if record.cost_micro is not None:
+            attributes[names.GATEWAY_COST] = record.cost_micro / 1_000_000
+        # A refusal (4xx) is the client's error, not the server's (HTTP's conventions).
+        server_failed = record.status >= 500 or (broken and record.status < 400)
+        if server_failed:
+            attributes[names.ERROR_TYPE] = failed or str(record.status)
+        assert self.context is not None
+        start = int(record.created * 1e9)
+        name = f"{self.request.method} {self.request.path}"
+        recorder.record(
+            name, self.context, self.parent, self.kind, attributes, start, end, server_failed
+        )
+
+    def _describe(self, attributes: dict[str, Any], record: RequestRecord) -> None:
         """The answer and its usage, on the span of the try that answered."""
         reader = self.reader
-        if record.model and self.tries == 0:
-            span.set_attribute(names.REQUEST_MODEL, record.model)
+        reader.ended()
         if reader.id:
-            span.set_attribute(names.RESPONSE_ID, reader.id)
+            attributes[names.RESPONSE_ID] = reader.id
         if reader.model:
-            span.set_attribute(names.RESPONSE_MODEL, reader.model)
+            attributes[names.RESPONSE_MODEL] = reader.model
         if reader.finish_reasons:
-            span.set_attribute(names.RESPONSE_FINISH_REASONS, reader.finish_reasons)
+            attributes[names.RESPONSE_FINISH_REASONS] = reader.finish_reasons
         if record.prompt_tokens is not None:
-            span.set_attribute(names.USAGE_INPUT_TOKENS, record.prompt_tokens)
+            attributes[names.USAGE_INPUT_TOKENS] = record.prompt_tokens
         if record.completion_tokens is not None:
-            span.set_attribute(names.USAGE_OUTPUT_TOKENS, record.completion_tokens)
+            attributes[names.USAGE_OUTPUT_TOKENS] = record.completion_tokens
         if record.cached_tokens is not None:
-            span.set_attribute(names.USAGE_CACHE_READ_INPUT_TOKENS, record.cached_tokens)
+            attributes[names.USAGE_CACHE_READ_INPUT_TOKENS] = record.cached_tokens
         if record.usage_source:
-            span.set_attribute(names.GATEWAY_USAGE_SOURCE, record.usage_source)
+            attributes[names.GATEWAY_USAGE_SOURCE] = record.usage_source
         if self.first_chunk is not None:
-            since = self.first_chunk - record.started
-            span.set_attribute(names.RESPONSE_TIME_TO_FIRST_CHUNK, since)
-        span.set_attribute(names.GATEWAY_ENDING, record.ending or "")
+            attributes[names.RESPONSE_TIME_TO_FIRST_CHUNK] = self.first_chunk - record.started
+        attributes[names.GATEWAY_ENDING] = record.ending or ""
         if reader.capture and reader.texts:
-            span.set_attribute(names.OUTPUT_MESSAGES, reader.output_messages())
+            attributes[names.OUTPUT_MESSAGES] = reader.output_messages()
 
-    def _measure(self, instruments: Instruments, record: RequestRecord) -> None:
+    def _measure(self, instruments: Instruments, record: RequestRecord, failed: str) -> None:
         attributes: dict[str, Any] = {names.OPERATION_NAME: self.operation}
         if record.model:
             attributes[names.REQUEST_MODEL] = record.model
@@ -267,8 +310,8 @@ class RequestTrace(Tap):
             attributes[names.SERVER_ADDRESS] = host
             attributes[names.SERVER_PORT] = port
         duration = record.duration or record.since_start()
-        if self.failed:
-            instruments.duration.record(duration, {**attributes, names.ERROR_TYPE: self.failed})
+        if failed:
+            instruments.duration.record(duration, {**attributes, names.ERROR_TYPE: failed})
             return
         instruments.duration.record(duration, attributes)
         if record.prompt_tokens is not None:
@@ -280,5 +323,5 @@ class RequestTrace(Tap):
         if record.ttft is not None:
             instruments.time_to_first_token.record(record.ttft, attributes)
             if record.completion_tokens and record.completion_tokens > 1:
-                per_token = (duration - record.ttft) / (record.completion_tokens - 1)
+                per_token = max(duration - record.ttft, 0.0) / (record.completion_tokens - 1)
                 instruments.time_per_output_token.record(per_token, attributes)
