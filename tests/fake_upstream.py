@@ -29,7 +29,8 @@ Realtime (WebSocket /v1/realtime): echoes frames; text events by type: response.
 response.created + response.done (OpenAI's usage), input_audio_buffer.commit ->
 transcription.done (vLLM's usage), close {code, reason} -> closes so, die -> drops the
 connection, big {bytes} -> one text frame that large.
-Options: --models a,b (what GET /v1/models lists), --models-delay-ms D (how long that
+Options: --models a,b (what GET /v1/models lists), --owned-by O (as what engine: vllm,
+llamacpp, sglang), --models-delay-ms D (how long that
 takes), --status S (as POST /_fake/status),
 --tokenizer vllm|llama.cpp|llama-cpp-python: that engine's tokenize endpoint, which counts
 a text's whitespace-separated words (GET /_fake/tokenized: the texts it was asked).
@@ -53,6 +54,7 @@ REQUESTS: list[dict[str, Any]] = []
 SESSIONS: list[dict[str, Any]] = []
 STATE: dict[str, float] = {"health": 200, "status": 0, "models_delay": 0.0}
 MODELS = [MODEL]
+OWNER = ["fake"]  # each model's owned_by in GET /v1/models (vLLM says vllm; --owned-by)
 PROBES: list[float] = []  # when GET /health was called
 
 
@@ -404,7 +406,7 @@ async def models(request: web.Request) -> web.StreamResponse:
         {
             "object": "list",
             "data": [
-                {"id": name, "object": "model", "created": CREATED, "owned_by": "fake"}
+                {"id": name, "object": "model", "created": CREATED, "owned_by": OWNER[0]}
                 for name in names
             ],
         }
@@ -600,6 +602,7 @@ def main() -> None:
         "--no-health", action="store_true", help="no /health, as llama.cpp's server"
     )
     parser.add_argument("--models", default=MODEL, help="what GET /v1/models lists")
+    parser.add_argument("--owned-by", default="fake", help="its models' owned_by")
     parser.add_argument("--status", type=int, default=0, help="every API request answers it")
     parser.add_argument(
         "--models-delay-ms", type=float, default=0, help="GET /v1/models waits this long"
@@ -608,6 +611,7 @@ def main() -> None:
     args = parser.parse_args()
     TOKENIZER["kind"] = args.tokenizer
     MODELS[:] = args.models.split(",")
+    OWNER[0] = args.owned_by
     STATE["status"] = args.status
     STATE["models_delay"] = args.models_delay_ms / 1000
     web.run_app(

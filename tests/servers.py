@@ -102,9 +102,12 @@ def fake_upstream(
     models: str | None = None,
     tokenizer: str | None = None,
     models_delay_ms: float = 0,
+    owned_by: str | None = None,
 ) -> Server:
     port = port or free_port()
     argv = [sys.executable, str(ROOT / "tests" / "fake_upstream.py"), "--port", str(port)]
+    if owned_by is not None:
+        argv += ["--owned-by", owned_by]
     if models_delay_ms:
         argv += ["--models-delay-ms", str(models_delay_ms)]
     if tokenizer is not None:

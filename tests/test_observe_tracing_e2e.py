@@ -240,7 +240,12 @@ def failing_over(gateway_env, receiver, server_logs, upstream):
     httpx.post(broken.url + "/_fake/status", json={"status": 503})
     replicas = [
         {"url": broken.url + "/v1", "models": ["fake-model"], "name": "broken"},
-        {"url": upstream.url + "/v1", "models": ["fake-model"], "name": "working"},
+        {
+            "url": upstream.url + "/v1",
+            "models": ["fake-model"],
+            "name": "working",
+            "provider": "vllm",
+        },
     ]
     env = traced_env(
         gateway_env,
@@ -268,6 +273,9 @@ def test_a_failover_is_one_client_span_per_replica_tried(failing_over, receiver,
     assert failed["attributes"][names.GATEWAY_REPLICA] == "broken"
     assert failed["attributes"][names.ERROR_TYPE] == "503" and failed["status"] == 2
     assert served["attributes"][names.GATEWAY_REPLICA] == "working" and served["status"] == 0
+    assert served["attributes"][names.PROVIDER_NAME] == "vllm"  # as configured
+    assert failed["attributes"][names.PROVIDER_NAME] == "_OTHER"  # configured models: not asked
+    assert failed["attributes"][names.HTTP_RESPONSE_STATUS_CODE] == 503
     assert served["attributes"][names.GATEWAY_ATTEMPT] == 2
     assert names.USAGE_OUTPUT_TOKENS in served["attributes"]
     assert names.USAGE_OUTPUT_TOKENS not in failed["attributes"]
@@ -277,12 +285,18 @@ def test_a_failover_is_one_client_span_per_replica_tried(failing_over, receiver,
 
 @pytest.fixture(scope="module")
 def capturing(gateway_env, receiver, server_logs):
+    """Content capture on, in front of an engine whose /models says it is llama.cpp's."""
+    engine = servers.fake_upstream(server_logs, owned_by="llamacpp").start()
     env = traced_env(
-        gateway_env, receiver, OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="true"
+        gateway_env,
+        receiver,
+        OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="true",
+        LLM_GATEWAY_UPSTREAM_URL=engine.url + "/v1",
     )
     server = servers.daphne(server_logs, env).start()
     yield server
     server.stop()
+    engine.stop()
 
 
 def test_content_only_when_opted_in(capturing, receiver, api_key):
@@ -303,6 +317,7 @@ def test_content_only_when_opted_in(capturing, receiver, api_key):
     (output,) = json.loads(attributes[names.OUTPUT_MESSAGES])
     assert output["parts"] == [{"type": "text", "content": text}] and text
     assert output["role"] == "assistant" and output["finish_reason"] == "stop"
+    assert attributes[names.PROVIDER_NAME] == "llama.cpp"  # found in its /models
     assert api_key not in json.dumps(all_spans(receiver))
 
 

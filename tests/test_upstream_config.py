@@ -56,6 +56,8 @@ def test_the_schedulers_fields_of_a_replica():
     )
     assert (spec.max_in_flight, spec.queue_threshold, spec.kv_threshold) == (64, 2.0, 0.85)
     assert spec.metrics_url == "http://e:9400/metrics"
+    (named,) = parse_replicas([{"url": "http://e:8000/v1", "provider": " sglang "}])
+    assert named.provider == "sglang"
     (default,) = parse_replicas([{"url": "http://e:8000/v1"}])
     assert (default.max_in_flight, default.queue_threshold, default.kv_threshold) == (None, 1, 0.9)
     for field, value, message in (
@@ -64,6 +66,7 @@ def test_the_schedulers_fields_of_a_replica():
         ("queue_threshold", 0.5, "queue_threshold"),
         ("kv_threshold", 1.5, "kv_threshold"),
         ("metrics_url", "ftp://x", "metrics_url"),
+        ("provider", 7, "provider"),
     ):
         with pytest.raises(ValueError, match=message):
             parse_replicas([{"url": "http://e:8000/v1", field: value}])

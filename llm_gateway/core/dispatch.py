@@ -103,7 +103,7 @@ class Dispatch:
                 )
             except GatewayError as exc:
                 for tap in watchers:
-                    tap.attempted(exc.status, exc)
+                    tap.attempted(0, exc)
                 self._drop(failed=True)
                 if not _retryable(exc) or len(tried) >= self.options.retries:
                     raise
