@@ -87,7 +87,7 @@ def test_one_trace_from_the_client_through_the_gateway_into_the_engine(
     traced, receiver, api_key, fake_requests, upstream
 ):
     rid = f"tr-{os.urandom(4).hex()}"
-    headers = {"traceparent": TRACEPARENT, "X-Request-Id": rid}
+    headers = {"traceparent": TRACEPARENT, "X-Request-Id": rid, "X-Fake-Cached": "3"}
     answer = sdk(traced, api_key).chat.completions.create(
         **CHAT, max_tokens=9, temperature=0.25, top_p=0.5, extra_headers=headers
     )
@@ -116,6 +116,7 @@ def test_one_trace_from_the_client_through_the_gateway_into_the_engine(
     assert row is not None
     assert attributes[names.USAGE_INPUT_TOKENS] == row.prompt_tokens == 7
     assert attributes[names.USAGE_OUTPUT_TOKENS] == row.completion_tokens == 5
+    assert attributes[names.USAGE_CACHE_READ_INPUT_TOKENS] == row.cached_tokens == 3
     own = server["attributes"]
     assert own[names.GATEWAY_KEY_NAME] == row.key_name and own[names.GATEWAY_KEY_ID] == row.key_id
     assert own[names.GATEWAY_ENDING] == "done" and own[names.HTTP_RESPONSE_STATUS_CODE] == 200
