@@ -51,8 +51,22 @@ def traced(request, gateway_env, receiver, server_logs):
     server.stop()
 
 
+OPEN: list[openai.OpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients():
+    """Each test's clients closed when it ends (a socket left to the collector is a
+    ResourceWarning in whichever later test the collector runs)."""
+    yield
+    while OPEN:
+        OPEN.pop().close()
+
+
 def sdk(gateway, api_key):
-    return openai.OpenAI(base_url=gateway.api, api_key=api_key, max_retries=0)
+    client = openai.OpenAI(base_url=gateway.api, api_key=api_key, max_retries=0)
+    OPEN.append(client)
+    return client
 
 
 def all_spans(receiver) -> list[dict]:
