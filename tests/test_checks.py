@@ -1,3 +1,5 @@
+import sys
+
 from django.core.checks import run_checks
 from django.test import override_settings
 
@@ -96,3 +98,14 @@ def test_a_bad_replica_list_is_reported():
     assert "replica 1 (a:8000): the url must be an http:// or https:// URL" in found[0]
     assert "replica 2: http://a/v1 is listed twice" in found[1]
     assert "serves no model" in found[2]
+
+
+def test_tracing_configured_without_its_sdk_is_an_error(monkeypatch):
+    good = {"LLM_GATEWAY_UPSTREAM_URL": "http://x/v1"}
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
+    assert "llm_gateway.E008" not in ids(**good)  # installed: fine
+    monkeypatch.setitem(sys.modules, "opentelemetry.sdk", None)  # as if not installed
+    assert "llm_gateway.E008" in ids(**good)
+    assert "llm_gateway.E008" not in ids(**good, LLM_GATEWAY_OTEL="off")
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+    assert "llm_gateway.E008" not in ids(**good)  # not configured: nothing to import

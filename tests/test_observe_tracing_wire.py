@@ -69,8 +69,8 @@ def decoded(data: bytes) -> ExportTraceServiceRequest:
     return message
 
 
-def same(spans: list[ReadableSpan]) -> None:
-    ours = decoded(wire.encode(spans))
+def same(spans: list[ReadableSpan], encoder: wire.Encoder | None = None) -> None:
+    ours = decoded((encoder or wire.Encoder()).encode(spans))
     theirs = decoded(encode_spans(spans).SerializeToString())
     assert ours == theirs
 
@@ -95,14 +95,14 @@ def test_parents_statuses_kinds_resources_and_scopes():
     )
 
 
-def test_the_memo_of_repeating_pairs_empties_when_full(monkeypatch):
-    monkeypatch.setattr(wire, "MAX_PAIRS", 3)
+def test_the_memo_of_repeating_pairs_empties_when_full():
+    encoder = wire.Encoder(max_memo=3)
     batch = [
         span({"id": f"r-{i}", "n": i, "on": i % 2 == 0, "one": 1, "yes": True}) for i in range(9)
     ]
-    same(batch)
-    same(batch)  # again, from the memo
-    assert len(wire._PAIRS) <= 3
+    same(batch, encoder)
+    same(batch, encoder)  # again, from the memo
+    assert len(encoder._pairs) <= 3 and len(encoder._keys) <= 3
 
 
 def test_what_it_does_not_write_goes_to_the_sdks_encoder():
@@ -113,6 +113,6 @@ def test_what_it_does_not_write_goes_to_the_sdks_encoder():
         resource=RESOURCE,
     )
     with pytest.raises(wire.Unwritable):
-        wire.encode([with_event])
+        wire.Encoder().encode([with_event])
     with pytest.raises(wire.Unwritable):
-        wire.encode([span({"odd": object()})])
+        wire.Encoder().encode([span({"odd": object()})])

@@ -33,12 +33,13 @@ class SpanExporter(OTLPSpanExporter):
                 f"version {version('opentelemetry-exporter-otlp-proto-http')} has not both. "
                 "Install the tested version (requirements.txt) or set LLM_GATEWAY_OTEL=off."
             )
+        self.encoder = wire.Encoder()  # used by the batching thread alone
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._shutdown:
             return SpanExportResult.FAILURE
         try:
-            data = wire.encode(spans)
+            data = self.encoder.encode(spans)
         except wire.Unwritable:
             return super().export(spans)  # a span of another instrumentation, say
         result = self._client.export(data)
