@@ -11,7 +11,8 @@ limits are in that Redis), ``routing`` (three replicas, three fake engines, agai
 team, against none: pricing every request and the budgets' reservations), ``scheduler`` (the
 gateway queue on, unsaturated, against off), ``tracing`` (OpenTelemetry spans and GenAI
 metrics exported over OTLP/HTTP to a receiver process that reads and discards them, against
-``LLM_GATEWAY_OTEL=off``; ``tracing-spans``: the spans alone), ``tracing-off``
+``LLM_GATEWAY_OTEL=off``; ``tracing-spans``: the spans alone; ``tracing-sampled``: the
+spans alone, one trace in ten sampled), ``tracing-off``
 (``LLM_GATEWAY_OTEL=off`` with an endpoint set, against no OpenTelemetry variable at all),
 ``control`` (the
 same gateway on both sides: the ratio the comparison shows for nothing, its bias and noise).
@@ -84,6 +85,7 @@ FEATURES = {  # feature: the settings that turn it on (off: each one "false")
     # OpenTelemetry: spans and metrics to the receiver (on) against LLM_GATEWAY_OTEL=off.
     "tracing": (),
     "tracing-spans": (),  # the spans alone (a traces endpoint, no metrics endpoint)
+    "tracing-sampled": (),  # the spans alone, one trace in ten sampled
     # LLM_GATEWAY_OTEL=off with an endpoint (on) against no OTEL_* variable (off).
     "tracing-off": (),
     # The same gateway on both sides: what the comparison itself shows (bias, noise).
@@ -107,7 +109,10 @@ def start_gateway(port: int, feature: str, on: bool, workdir: Path) -> subproces
     if feature == "tracing":
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = RECEIVER
         env["LLM_GATEWAY_OTEL"] = "auto" if on else "off"
-    if feature == "tracing-spans":
+    if feature == "tracing-sampled":
+        env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
+        env["OTEL_TRACES_SAMPLER_ARG"] = "0.1"
+    if feature in ("tracing-spans", "tracing-sampled"):
         env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = RECEIVER + "/v1/traces"
         env["LLM_GATEWAY_OTEL"] = "auto" if on else "off"
     if feature == "tracing-off" and on:

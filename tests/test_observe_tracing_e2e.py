@@ -163,6 +163,22 @@ def test_without_a_traceparent_the_gateway_starts_the_trace(
     assert 0 < attributes[names.RESPONSE_TIME_TO_FIRST_CHUNK] < 5
 
 
+def test_an_unsampled_trace_goes_on_to_the_engine_and_records_nothing(
+    traced, receiver, api_key, fake_requests
+):
+    rid = f"tr-{os.urandom(4).hex()}"
+    unsampled = f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-00"  # the client's sampler said no
+    headers = {"traceparent": unsampled, "X-Request-Id": rid}
+    sdk(traced, api_key).chat.completions.create(**CHAT, extra_headers=headers)
+    version, trace_id, span_id, flags = engine_traceparent(fake_requests).split("-")
+    assert (trace_id, flags) == (CLIENT_TRACE, "00") and span_id != CLIENT_SPAN
+    marker = f"tr-{os.urandom(4).hex()}"  # a sampled request after it, to know export ran
+    sdk(traced, api_key).chat.completions.create(**CHAT, extra_headers={"X-Request-Id": marker})
+    trace_of(receiver, marker)
+    ids = {s["attributes"].get(names.GATEWAY_REQUEST_ID) for s in all_spans(receiver)}
+    assert rid not in ids and span_id not in {s["span_id"] for s in all_spans(receiver)}
+
+
 def test_no_key_and_no_content_by_default(traced, receiver, api_key):
     rid = f"tr-{os.urandom(4).hex()}"
     sdk(traced, api_key).chat.completions.create(**CHAT, extra_headers={"X-Request-Id": rid})

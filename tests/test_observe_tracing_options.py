@@ -34,3 +34,12 @@ def test_content_capture_is_opt_in():
     assert not TracingOptions.from_environ("auto", ENDPOINT).capture_content
     opted = {**ENDPOINT, "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true"}
     assert TracingOptions.from_environ("auto", opted).capture_content
+
+
+@pytest.mark.parametrize(
+    ("propagators", "w3c"),
+    [(None, True), ("tracecontext", True), ("baggage, tracecontext", True), ("b3", False)],
+)
+def test_the_w3c_propagators_alone_are_written_by_the_gateway(propagators, w3c):
+    environ = {**ENDPOINT, **({"OTEL_PROPAGATORS": propagators} if propagators else {})}
+    assert TracingOptions.from_environ("auto", environ).w3c is w3c

@@ -21,7 +21,7 @@ def build(options: TracingOptions, version: str = "") -> tuple[GenAITracing, Pip
 
     pipeline = Pipeline(options, version)
     instruments = Instruments(pipeline.meter) if pipeline.meter is not None else None
-    observer = GenAITracing(pipeline.recorder, instruments, options.capture_content)
+    observer = GenAITracing(pipeline.recorder, instruments, options.capture_content, options.w3c)
     return observer, pipeline
 
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 CAPTURE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+W3C_PROPAGATORS = frozenset({"tracecontext", "baggage"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,6 +15,7 @@ class TracingOptions:
     traces: bool = False  # spans, to OTLP over HTTP (protobuf)
     metrics: bool = False  # the GenAI metrics, to OTLP over HTTP
     capture_content: bool = False  # prompts and completions on the spans (opt-in)
+    w3c: bool = True  # the propagators are W3C's alone (OTEL_PROPAGATORS, as by default)
 
     @property
     def enabled(self) -> bool:
@@ -33,7 +35,9 @@ class TracingOptions:
         metrics = common or bool(environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "").strip())
         traces = traces and environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() != "none"
         metrics = metrics and environ.get("OTEL_METRICS_EXPORTER", "").strip().lower() != "none"
-        return cls(traces, metrics, _true(environ.get(CAPTURE_CONTENT, "")))
+        propagators = environ.get("OTEL_PROPAGATORS", "tracecontext,baggage")
+        w3c = {name.strip() for name in propagators.split(",")} <= W3C_PROPAGATORS
+        return cls(traces, metrics, _true(environ.get(CAPTURE_CONTENT, "")), w3c)
 
 
 def _true(value: str) -> bool:

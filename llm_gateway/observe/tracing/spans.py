@@ -46,10 +46,12 @@ class GenAITracing(Observer):
         recorder: Recorder | None,
         instruments: Instruments | None = None,
         capture_content: bool = False,
+        w3c: bool = False,
     ) -> None:
         self.recorder = recorder
         self.instruments = instruments
         self.capture_content = capture_content
+        self.w3c = w3c  # the propagators are W3C's alone: the headers are written here
         self._addresses: dict[str, tuple[str, int]] = {}
         # The headers the configured propagators read (traceparent, tracestate, baggage).
         fields = propagate.get_global_textmap().fields
@@ -127,6 +129,8 @@ class RequestTrace(Tap):
             parent = trace.get_current_span(context).get_span_context()
         self.parent = parent if parent.is_valid else None
         self.context = recorder.trace_of(self.parent, context, request.path)
+        if not self.context.trace_flags.sampled:
+            return  # the sampler said no: its context goes on, nothing is described
         attributes = self.attributes
         attributes[names.HTTP_REQUEST_METHOD] = request.method
         attributes[names.URL_PATH] = request.path
@@ -152,6 +156,10 @@ class RequestTrace(Tap):
             return []
         if self.tries and not self.tries[-1].end:
             self.tries[-1].end = time.time_ns()
+        if not server.trace_flags.sampled:  # the engine still gets the (unsampled) context
+            attempt = Try(recorder.child_of(server), "", {})
+            self.tries.append(attempt)
+            return context_headers(attempt.context, self.tracing.w3c)
         request = self.request
         host, port = self.tracing.address(upstream)
         attributes: dict[str, Any] = {
@@ -170,9 +178,7 @@ class RequestTrace(Tap):
             name = f"{request.method} {request.path}"
         attempt = Try(recorder.child_of(server), name, attributes)
         self.tries.append(attempt)
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier, trace.set_span_in_context(NonRecordingSpan(attempt.context)))
-        return list(carrier.items())
+        return context_headers(attempt.context, self.tracing.w3c)
 
     def _request_attributes(self, out: dict[str, Any]) -> None:
         payload = self.request.payload or {}
@@ -224,19 +230,20 @@ class RequestTrace(Tap):
         failed = (last.failed if last is not None else "") or (
             ending.removeprefix("error:") if broken else ""
         )
-        if last is not None:
-            last.failed = failed
-            self._describe(last.attributes, record)
-        elif self.operation is not None:
-            self._describe(self.attributes, record)  # a realtime session, or refused first
-        if (recorder := self.tracing.recorder) is not None and self.context is not None:
+        recorder, context = self.tracing.recorder, self.context
+        if recorder is not None and context is not None and context.trace_flags.sampled:
+            if last is not None:
+                last.failed = failed
+                self._describe(last.attributes, record)
+            elif self.operation is not None:
+                self._describe(self.attributes, record)  # a realtime session, or refused first
             for attempt in self.tries:
                 if attempt.failed:
                     attempt.attributes[names.ERROR_TYPE] = attempt.failed
                 recorder.record(
                     attempt.name,
                     attempt.context,
-                    self.context,
+                    context,
                     SpanKind.CLIENT,
                     attempt.attributes,
                     attempt.start,
@@ -325,3 +332,21 @@ class RequestTrace(Tap):
             if record.completion_tokens and record.completion_tokens > 1:
                 per_token = max(duration - record.ttft, 0.0) / (record.completion_tokens - 1)
                 instruments.time_per_output_token.record(per_token, attributes)
+
+
+def context_headers(context: SpanContext, w3c: bool) -> list[tuple[str, str]]:
+    """A try's context as the configured propagators write it. With W3C's alone (the
+    default), written here: ``propagate.inject`` cost 2.4% of a traced request's CPU
+    (py-spy), for the same headers (a test holds them equal). The client's ``baggage``
+    header goes to the engine as it came."""
+    if w3c:
+        flags = context.trace_flags
+        headers = [
+            ("traceparent", f"00-{context.trace_id:032x}-{context.span_id:016x}-{flags:02x}")
+        ]
+        if context.trace_state:
+            headers.append(("tracestate", context.trace_state.to_header()))
+        return headers
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, trace.set_span_in_context(NonRecordingSpan(context)))
+    return list(carrier.items())
