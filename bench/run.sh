@@ -8,6 +8,8 @@
 # gateway-pg (the fast path with its request log in PostgreSQL: BENCH_DATABASE_URL),
 # gateway-limits (the fast path, its key with every limit, in the Redis of BENCH_REDIS_URL;
 # its request log in BENCH_DATABASE_URL when set, as gateway-pg's).
+# BENCH_BASE=REV adds gateway-before: the fast path as it was at commit REV (a worktree in
+# /tmp sharing this .venv), so a change is measured before and after in one run.
 # BENCH_TARGETS=gateway,gateway-django picks some. Peers: direct, nginx, LiteLLM (../shared/bench). About 10 minutes with the defaults.
 # Then bench/open_streams.py for memory per open stream.
 set -euo pipefail
@@ -18,13 +20,20 @@ KEY=sk-00000000-benchbenchbenchbenchbenchbenchbenchbenchben
 AUTH="Authorization: Bearer $KEY"
 args=()
 WANTED=${BENCH_TARGETS:-gateway,gateway-log,gateway-2w,gateway-django,gateway-django-api}
-target() {  # target NAME PORT [BASE_PATH] [--env K=V ...]
+target() {  # target NAME PORT [BASE_PATH] [--env K=V ...]; TREE: the checkout it runs
     local name=$1 port=$2 base=""; shift 2
     if [[ "${1:-}" == /* ]]; then base=$1; shift; fi
     [[ ",$WANTED," == *",$name,"* ]] || return 0
     args+=(--target "$name=http://127.0.0.1:$port$base" --start "bench/start_gateway.sh $port $KEY"
-        --cwd . --header "$AUTH" --env "BENCH_VAR=/tmp/llm-gateway-bench-$name" "$@")
+        --cwd "${TREE:-.}" --header "$AUTH" --env "BENCH_VAR=/tmp/llm-gateway-bench-$name" "$@")
 }
+if [[ -n "${BENCH_BASE:-}" ]]; then
+    WANTED="$WANTED,gateway-before"
+    BASE_TREE=/tmp/llm-gateway-base-$(git rev-parse --short "$BENCH_BASE")
+    [[ -d "$BASE_TREE" ]] || git worktree add -f --detach "$BASE_TREE" "$BENCH_BASE" >/dev/null
+    ln -sfn "$PWD/.venv" "$BASE_TREE/.venv"
+    TREE=$BASE_TREE target gateway-before 8009
+fi
 target gateway 8001
 target gateway-log 8002 --env LLM_GATEWAY_LOG_RESPONSES=true
 target gateway-2w 8003 --env GATEWAY_WORKERS=2

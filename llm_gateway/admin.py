@@ -1,6 +1,7 @@
 """Admin for API keys (the raw key is shown once, on the page that answers the add form),
-their usage, user and team limits, the price book, and the request log (read-only; its
-filters never scan the log)."""
+their usage, user and team limits, the price book, the portal's team policies, the request
+log (read-only; its filters never scan the log), and the audit trail (read-only): every
+change made on these pages is recorded as its user's."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 from typing import Any
 
 from django import forms
+from django.apps import apps
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -20,12 +22,14 @@ from django.utils.functional import cached_property
 from django.utils.safestring import mark_safe
 
 from . import keys
+from .audit.admin import AuditedAdmin
 from .conf import conf
 from .models import (
     ApiKey,
     ApiKeyQuerySet,
     ErrorDaily,
     ModelPrice,
+    PortalPolicy,
     RequestLog,
     TeamLimits,
     UsageDaily,
@@ -55,7 +59,7 @@ class ApiKeyAddForm(forms.ModelForm):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(AuditedAdmin):
     list_display = [
         "name",
         "display_prefix",
@@ -152,7 +156,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(UserLimits)
-class UserLimitsAdmin(admin.ModelAdmin):
+class UserLimitsAdmin(AuditedAdmin):
     """Limits shared by all of a user's keys (each key's own limits apply as well)."""
 
     list_display = ["user", "summary"]
@@ -166,7 +170,7 @@ class UserLimitsAdmin(admin.ModelAdmin):
 
 
 @admin.register(TeamLimits)
-class TeamLimitsAdmin(admin.ModelAdmin):
+class TeamLimitsAdmin(AuditedAdmin):
     """A team is a Django group: its limits and budgets, members, keys and this month's spend."""
 
     list_display = ["group", "summary", "members", "spend_this_month"]
@@ -194,13 +198,29 @@ class TeamLimitsAdmin(admin.ModelAdmin):
 
 
 @admin.register(ModelPrice)
-class ModelPriceAdmin(admin.ModelAdmin):
+class ModelPriceAdmin(AuditedAdmin):
     """The price book: per million tokens, in LLM_GATEWAY_CURRENCY; the most specific
     pattern that matches a model wins. Applied by every process within 5 seconds."""
 
     list_display = ["pattern", "input", "cached_input", "output", "version", "updated_at"]
     search_fields = ["pattern"]
     readonly_fields = ["version", "updated_at"]
+
+
+@admin.register(PortalPolicy)
+class PortalPolicyAdmin(AuditedAdmin):
+    """What a team's members may do in the self-service portal, within the site's ceilings
+    (LLM_GATEWAY_PORTAL_MAX_KEYS_PER_USER, LLM_GATEWAY_PORTAL_MAX_EXPIRY_DAYS)."""
+
+    list_display = ["group", "max_keys_per_user", "max_expiry_days", "updated_at"]
+    search_fields = ["group__name"]
+    fields = ["group", "max_keys_per_user", "max_expiry_days"]
+
+
+if apps.is_installed("auditlog"):  # else check llm_gateway.E009 says so
+    from .audit.admin import install
+
+    install(admin.site)
 
 
 class UsageOnKeyPage:
@@ -362,7 +382,7 @@ class RequestLogAdmin(admin.ModelAdmin):
             raise PermissionDenied
         since = reports.today() - dt.timedelta(days=29)
         team = request.GET.get("team") or None
-        days = reports.daily_cost(team)
+        days = reports.daily(team=team)
         currency = conf.CURRENCY
         chart = charts.bars(
             [d["cost"] for d in days],

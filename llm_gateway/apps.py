@@ -31,7 +31,10 @@ class LlmGatewayConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from .audit import register as register_audited
         from .server import checks as server_checks  # noqa: F401  (and the server's)
+
+        register_audited()  # the audit trail's models (when django-auditlog is installed)
 
         setting_changed.connect(self._setting_changed, dispatch_uid="llm_gateway.settings")
         if "daphne.cli" in sys.modules:  # a daphne server is starting (the CLI or the launcher)

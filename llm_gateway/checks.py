@@ -163,6 +163,48 @@ def check_tracing(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     return []
 
 
+@register(Tags.compatibility)
+def check_audit_trail(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Changes to keys, limits, prices and portal policies are recorded by django-auditlog:
+    without its app nothing would be, silently."""
+    from django.apps import apps
+
+    if apps.is_installed("auditlog"):
+        return []
+    return [
+        Error(
+            "The audit trail needs django-auditlog's app: 'auditlog' is not in INSTALLED_APPS, "
+            "so changes to keys, limits, prices and portal policies would go unrecorded.",
+            hint="Add 'auditlog' to INSTALLED_APPS and run manage.py migrate.",
+            id="llm_gateway.E009",
+        )
+    ]
+
+
+@register(Tags.urls)
+def check_portal(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The portal's pages (where they are included) need Django's sessions and users."""
+    try:
+        reverse("llm_gateway_portal:keys")
+    except NoReverseMatch:
+        return []
+    needed = [
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "django.middleware.csrf.CsrfViewMiddleware",
+    ]
+    missing = [name for name in needed if name not in settings.MIDDLEWARE]
+    if not missing:
+        return []
+    return [
+        Error(
+            f"llm_gateway.portal.urls is included, but MIDDLEWARE lacks {', '.join(missing)}: "
+            "its pages need a logged-in user and CSRF on every form.",
+            id="llm_gateway.E011",
+        )
+    ]
+
+
 def refuse_bad_settings() -> None:
     """Raise ImproperlyConfigured if the gateway's system checks find an error: servers do
     not run checks (daphne, uvicorn), so the launcher and ``gateway_application()`` do, and a

@@ -357,6 +357,29 @@ class Settings:
         "USD", _parse_currency, "The currency of the price book, costs and money budgets."
     )
 
+    # --- the self-service portal ----------------------------------------------------------
+    PORTAL = Setting(
+        True, parse_bool, "The key portal for every logged-in user (llm_gateway.portal.urls)."
+    )
+    PORTAL_MAX_KEYS_PER_USER = Setting(
+        10,
+        positive(int),
+        "Usable keys a user may hold, made in the portal or not (a team's "
+        "portal policy may set fewer).",
+    )
+    PORTAL_MAX_EXPIRY_DAYS = Setting(
+        90,
+        positive(int),
+        "The longest life of a key made in the portal, in days (a team's "
+        "portal policy may set less); every such key expires.",
+    )
+    PORTAL_API_URL = Setting(
+        "",
+        lambda v: str(v).strip().rstrip("/"),
+        "The API's public base URL in the portal's examples (https://llm.example.com/v1); "
+        "empty: this site's address and the relay's prefix.",
+    )
+
     # --- realtime -------------------------------------------------------------------------
     WS_MAX_FRAME_BYTES = Setting(
         16 * 1024 * 1024, positive(int), "A larger realtime frame closes the session (1009)."

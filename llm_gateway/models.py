@@ -15,7 +15,7 @@ from django.core.cache import cache
 from django.db import close_old_connections, models
 from django.utils import timezone
 
-from . import keys
+from . import audit, keys
 from .conf import conf
 from .core.cost import Price
 from .core.priority import CLASSES, FAIR_FIELDS
@@ -40,7 +40,24 @@ STORE_FIELDS = (
 )
 
 
-class LimitFields(models.Model):
+class ExactDecimals(models.Model):
+    """Decimal columns held at their own places before a save (``Decimal("0.60")`` becomes
+    ``0.600000``, as the database returns it), so that an unchanged amount never reads as a
+    change in the audit trail, whose diff compares the values as text."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        for column in self._meta.concrete_fields:
+            value = getattr(self, column.attname)
+            if isinstance(column, models.DecimalField) and isinstance(value, Decimal | int):
+                places = Decimal(1).scaleb(-(column.decimal_places or 0))
+                setattr(self, column.attname, Decimal(value).quantize(places))
+        super().save(*args, **kwargs)
+
+
+class LimitFields(ExactDecimals):
     """Every limit is optional (empty: none). Changes reach every process within a second:
     the key store re-reads the rows of the keys it serves (``KEY_CACHE_SECONDS``)."""
 
@@ -128,9 +145,20 @@ class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
         return self.filter(models.Q(name=name_or_prefix) | models.Q(prefix=ident))
 
     def revoke(self) -> int:
-        """Revoke every key in the set that is not revoked yet; returns how many."""
+        """Revoke every key in the set that is not revoked yet; returns how many. One save a
+        key, not one UPDATE for all: each revocation is a change the audit trail records."""
+        found = list(self.filter(revoked_at__isnull=True))
+        for key in found:
+            key.revoke()
+        return len(found)
+
+    def usable(self) -> ApiKeyQuerySet:
+        """Neither revoked nor expired now."""
         now = timezone.now()
-        return self.filter(revoked_at__isnull=True).update(revoked_at=now, updated_at=now)
+        return self.filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now),
+            revoked_at__isnull=True,
+        )
 
 
 class ApiKey(LimitFields):
@@ -159,6 +187,12 @@ class ApiKey(LimitFields):
     class Meta:
         verbose_name = "API key"
         ordering = ["name"]
+        permissions = [
+            (
+                "manage_team_keys",
+                "Can see, create and revoke the keys of each team they belong to (portal)",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({keys.display(self.prefix)})"
@@ -202,6 +236,12 @@ class ApiKey(LimitFields):
         if self.revoked_at is None:
             self.revoked_at = timezone.now()
             self.save(update_fields=["revoked_at", "updated_at"])
+
+    def revoke_itself(self, client: str | None, request_id: str) -> None:
+        """Revoked by whoever holds the key, through the usage API: the audit trail records
+        the key as the actor, with the caller's address and the request id."""
+        with audit.for_key(self.name, keys.display(self.prefix), client, request_id):
+            self.revoke()
 
     # --- what the per-process key store reads (``keys.store.KeyRows``; in a worker thread)
     @classmethod
@@ -250,7 +290,37 @@ class TeamLimits(LimitFields):
         return f"limits of team {self.group}"
 
 
-class ModelPrice(models.Model):
+class PortalPolicy(models.Model):
+    """What a team's members may do in the self-service portal (``llm_gateway.portal``),
+    within the site-wide ceilings of ``LLM_GATEWAY_PORTAL_*``; the team's allowed models
+    (``TeamLimits``) bound a portal key's models."""
+
+    group = models.OneToOneField(
+        Group, on_delete=models.CASCADE, related_name="llm_gateway_portal_policy"
+    )
+    max_keys_per_user = models.PositiveIntegerField(
+        "keys per member",
+        null=True,
+        blank=True,
+        help_text="A member's usable keys of this team at most; empty: the site's.",
+    )
+    max_expiry_days = models.PositiveIntegerField(
+        "longest expiry in days",
+        null=True,
+        blank=True,
+        help_text="Empty: LLM_GATEWAY_PORTAL_MAX_EXPIRY_DAYS (never more than it).",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "portal policy"
+        verbose_name_plural = "portal policies"
+
+    def __str__(self) -> str:
+        return f"portal policy of team {self.group}"
+
+
+class ModelPrice(ExactDecimals):
     """Prices per million tokens for a model name or glob pattern (``llama-3-*``), in
     LLM_GATEWAY_CURRENCY; the most specific pattern that matches wins. ``version`` counts
     the row's changes: a request's log row names the version it was priced at."""

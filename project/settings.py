@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "auditlog",  # django-auditlog: the gateway's audit trail (llm_gateway.audit)
     "llm_gateway",
 ]
 
@@ -91,7 +92,7 @@ ASGI_APPLICATION = "project.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "project" / "templates"],  # registration/login.html
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -140,6 +141,31 @@ STATIC_URL = "static/"
 # Collected by scripts/setup.sh; one folder for every VAR_DIR (tests and benchmarks use their own).
 STATIC_ROOT = BASE_DIR / "var" / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+
+# The self-service portal (/gateway/) signs people in with Django's own login page; with
+# OIDC_RP_CLIENT_ID set, also with an OpenID Connect provider (docs/portal.md).
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/gateway/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+OIDC_ENABLED = bool(os.environ.get("OIDC_RP_CLIENT_ID"))
+if OIDC_ENABLED:
+    INSTALLED_APPS.append("mozilla_django_oidc")
+    AUTHENTICATION_BACKENDS = [
+        "llm_gateway.portal.sso.GroupsFromClaims",  # groups from the provider's claim
+        "django.contrib.auth.backends.ModelBackend",  # password users, the admin's too
+    ]
+    OIDC_RP_CLIENT_ID = os.environ["OIDC_RP_CLIENT_ID"]
+    OIDC_RP_CLIENT_SECRET = os.environ.get("OIDC_RP_CLIENT_SECRET", "")
+    OIDC_OP_AUTHORIZATION_ENDPOINT = os.environ["OIDC_OP_AUTHORIZATION_ENDPOINT"]
+    OIDC_OP_TOKEN_ENDPOINT = os.environ["OIDC_OP_TOKEN_ENDPOINT"]
+    OIDC_OP_USER_ENDPOINT = os.environ["OIDC_OP_USER_ENDPOINT"]
+    OIDC_OP_JWKS_ENDPOINT = os.environ.get("OIDC_OP_JWKS_ENDPOINT")
+    OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_RP_SIGN_ALGO", "RS256")
+    OIDC_RP_SCOPES = os.environ.get("OIDC_RP_SCOPES", "openid email profile")
+    OIDC_USE_PKCE = env_flag("OIDC_USE_PKCE", True)
+    OIDC_GROUPS_CLAIM = os.environ.get("OIDC_GROUPS_CLAIM", "groups")
+    OIDC_USERNAME_ALGO = "llm_gateway.portal.sso.username_of"
+    OIDC_TIMEOUT = float(os.environ.get("OIDC_TIMEOUT", "10"))
 
 # LLM_GATEWAY_LOG_CONFIG_FILE, LLM_GATEWAY_DISABLE_ACCESS_LOG_FOR_ENDPOINTS, LLM_GATEWAY_LOG_FORMAT
 # (text or json), LLM_GATEWAY_LOG_LEVEL and LLM_GATEWAY_ACCESS_LOG shape this

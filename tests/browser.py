@@ -53,16 +53,25 @@ class Page:
                 return result
             self.events.append(message)
 
-    async def wait_for(self, event: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while not any(e.get("method") == event for e in self.events):
-            message = json.loads((await self.ws.receive(timeout=deadline - time.monotonic())).data)
-            self.events.append(message)
-
     async def goto(self, url: str) -> None:
-        self.events.clear()
+        await self.mark()
         await self.call("Page.navigate", url=url)
-        await self.wait_for("Page.loadEventFired")
+        await self.new_document()
+
+    async def mark(self) -> None:
+        """Mark the document shown now, so that ``new_document`` knows it when it sees it."""
+        await self.evaluate("window.__llm_gateway_seen = true")
+
+    async def new_document(self, timeout: float = 30) -> None:
+        """Until the document shown is another than the one marked, and fully loaded. A
+        load event is no proof: one of the page before (the first about:blank's, or a page
+        whose load was still under way) can arrive after the next navigation began."""
+        deadline = time.monotonic() + timeout
+        check = "window.__llm_gateway_seen !== true && document.readyState === 'complete'"
+        while not await self.evaluate(check):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no new document within {timeout} s")
+            await asyncio.sleep(0.05)
 
     async def settled_call(self, method: str, **params: Any) -> dict[str, Any]:
         """A call that a navigation just under way may refuse ("Not attached to an active
@@ -71,7 +80,7 @@ class Page:
             try:
                 return await self.call(method, **params)
             except RuntimeError as exc:
-                if "Not attached" not in str(exc) and "context" not in str(exc):
+                if not any(w in str(exc) for w in ("Not attached", "context", "navigated")):
                     raise
                 await asyncio.sleep(0.1)
         return await self.call(method, **params)
@@ -130,3 +139,26 @@ def run_in_browser(scenario: Any) -> Any:
         process.terminate()
         process.wait(timeout=15)
         shutil.rmtree(profile, ignore_errors=True)
+
+
+async def submit(page: Page, form: str, values: dict[str, str]) -> None:
+    """Fill a form's fields by name, submit it as a person would (its submit button), and
+    wait for the page that answers to have loaded: a check made before that would still
+    read the form's page."""
+    await page.mark()
+    script = f"""(() => {{
+        const form = document.querySelector({json.dumps(form)});
+        for (const [name, value] of Object.entries({json.dumps(values)})) {{
+            form.elements[name].value = value;
+        }}
+        form.querySelector('[type=submit]').click();
+    }})()"""
+    await page.evaluate(script)
+    await page.new_document()
+
+
+async def click(page: Page, selector: str) -> None:
+    """Click what navigates (a link, a form's button) and wait for the page it leads to."""
+    await page.mark()
+    await page.evaluate(f"document.querySelector({json.dumps(selector)}).click()")
+    await page.new_document()

@@ -109,3 +109,24 @@ def test_tracing_configured_without_its_sdk_is_an_error(monkeypatch):
     assert "llm_gateway.E008" not in ids(**good, LLM_GATEWAY_OTEL="off")
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT")
     assert "llm_gateway.E008" not in ids(**good)  # not configured: nothing to import
+
+
+def test_the_audit_trail_needs_auditlog_installed():
+    from django.conf import settings
+
+    good = {"LLM_GATEWAY_UPSTREAM_URL": "http://x/v1"}
+    without = [app for app in settings.INSTALLED_APPS if app != "auditlog"]
+    assert "llm_gateway.E009" not in ids(**good)
+    assert "llm_gateway.E009" in ids(**good, INSTALLED_APPS=without)
+
+
+def test_the_portal_needs_sessions_authentication_and_csrf():
+    from django.conf import settings
+
+    good = {"LLM_GATEWAY_UPSTREAM_URL": "http://x/v1"}
+    assert "llm_gateway.E011" not in ids(**good)  # project.urls includes it, MIDDLEWARE has all
+    no_csrf = [m for m in settings.MIDDLEWARE if "csrf" not in m]
+    assert "llm_gateway.E011" in ids(**good, MIDDLEWARE=no_csrf)
+    # Not included (the API-only project): nothing to check.
+    api_only = {"MIDDLEWARE": no_csrf, "ROOT_URLCONF": "project.urls_api"}
+    assert "llm_gateway.E011" not in ids(**good, **api_only)

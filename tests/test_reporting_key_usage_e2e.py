@@ -100,3 +100,47 @@ def test_a_key_sees_its_levels_spend_and_its_own_requests(logged_gateway, fake_r
     keyless = httpx.get(logged_gateway.api + "/gateway/key")
     assert keyless.status_code == 401 and keyless.json()["error"]["code"] == "missing_api_key"
     assert len(fake_requests()) == engine_calls
+
+
+def test_a_key_revokes_itself_and_the_audit_trail_names_it(face_gateway, fake_requests):
+    """``DELETE /v1/gateway/key``: whoever holds a leaked key ends it at once; the record
+    names the key (never its secret), the caller's address and the request id."""
+
+    key, raw = ApiKey.create(f"leaked-{os.urandom(3).hex()}")
+    with openai.OpenAI(base_url=face_gateway.api, api_key=raw, max_retries=0) as client:
+        revoke_and_wait(client, key, raw, fake_requests)
+
+
+def revoke_and_wait(client: openai.OpenAI, key: ApiKey, raw: str, fake_requests) -> None:
+    from auditlog.models import LogEntry
+
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.post("/gateway/key", cast_to=httpx.Response)
+    assert caught.value.status_code == 405 and "DELETE to revoke" in caught.value.body["message"]
+    answer = client.delete(
+        "/gateway/key",
+        cast_to=httpx.Response,
+        options={"headers": {"X-Request-Id": f"revoke-{key.prefix}"}},
+    ).json()
+    assert answer["name"] == key.name and answer["revoked"] is True
+    assert answer["prefix"] == f"sk-{key.prefix}-…"
+    key.refresh_from_db()
+    assert key.status == "revoked" and answer["revoked_at"] == int(key.revoked_at.timestamp())
+    (record,) = LogEntry.objects.filter(object_pk=str(key.pk), action=LogEntry.Action.UPDATE)
+    assert record.additional_data == {"actor": f"key {key.name} (sk-{key.prefix}-…)", "via": "api"}
+    assert record.actor is None and record.remote_addr == "127.0.0.1"
+    assert record.cid == f"revoke-{key.prefix}"
+    assert set(record.changes_dict) == {"revoked_at"}
+    assert raw not in str(record.changes) and key.digest not in str(record.changes)
+
+    def refused():
+        try:
+            client.models.list()
+        except openai.AuthenticationError as error:
+            return error.body
+        return None
+
+    refusal = wait_until(refused, timeout=30)  # the bound only catches a hang
+    assert refusal["code"] == "invalid_api_key" and "revoked" in refusal["message"]
+    # Neither the DELETE nor the POST was relayed (only models.list, until the refusal).
+    assert {r["path"] for r in fake_requests()} <= {"/v1/models"}

@@ -19,7 +19,7 @@ CLASS_FIELDS = ("priority", "max_priority")
 CLEAR = {"0", "none", ""}
 
 
-def _count(value: str) -> int | None:
+def count(value: str) -> int | None:
     """A positive count, or 0 / none: no limit."""
     if value.strip().lower() in CLEAR:
         return None
@@ -67,16 +67,16 @@ def add_limit_arguments(parser: CommandParser) -> None:
     """Flags left out are absent from the options (SUPPRESS): they change nothing."""
     group = parser.add_argument_group("limits (0 or none clears one)")
     unset = argparse.SUPPRESS
-    group.add_argument("--rpm", type=_count, default=unset, metavar="N", help="requests/minute")
-    group.add_argument("--tpm", type=_count, default=unset, metavar="N", help="tokens/minute")
+    group.add_argument("--rpm", type=count, default=unset, metavar="N", help="requests/minute")
+    group.add_argument("--tpm", type=count, default=unset, metavar="N", help="tokens/minute")
     group.add_argument(
-        "--max-parallel", type=_count, default=unset, metavar="N", help="requests in flight"
+        "--max-parallel", type=count, default=unset, metavar="N", help="requests in flight"
     )
     group.add_argument(
         "--models", type=_models, default=unset, metavar="a,b*", help="names or glob patterns"
     )
     group.add_argument(
-        "--token-budget", type=_count, default=unset, metavar="N", help="tokens per period"
+        "--token-budget", type=count, default=unset, metavar="N", help="tokens per period"
     )
     group.add_argument(
         "--cost-budget",
@@ -92,7 +92,7 @@ def add_limit_arguments(parser: CommandParser) -> None:
     for flag, what in (("--priority", "its class"), ("--max-priority", "the highest it may ask")):
         fair.add_argument(flag, type=_class, default=unset, metavar="CLASS", help=what)
     fair.add_argument(
-        "--share", type=_count, default=unset, metavar="N", help="its weight among tenants"
+        "--share", type=count, default=unset, metavar="N", help="its weight among tenants"
     )
 
 
@@ -102,7 +102,7 @@ def limit_values(options: dict[str, Any]) -> dict[str, Any]:
     for name in NUMBERS:
         if name in options:
             value = options[name]
-            values[name] = value if value is None else _count(str(value))
+            values[name] = value if value is None else count(str(value))
     if "cost_budget" in options:
         value = options["cost_budget"]
         values["cost_budget"] = value if value is None else _money(str(value))

@@ -22,7 +22,8 @@ def bars(
     step = (WIDTH - 2 * PAD) / max(len(values), 1)  # room for the last label
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT + 24}" '
-        f'role="img" aria-label="{escape(title)}" class="llm-gateway-chart">',
+        f'viewBox="0 0 {WIDTH} {HEIGHT + 24}" role="img" aria-label="{escape(title)}" '
+        'class="llm-gateway-chart">',
         f'<text x="{PAD}" y="14" font-size="12" fill="#666">{escape(title)} '
         f"(max {escape(shown(top))})</text>",
         f'<line x1="{PAD}" y1="{HEIGHT}" x2="{WIDTH}" y2="{HEIGHT}" stroke="#ccc"/>',

@@ -36,11 +36,23 @@ def _totals(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _rollups(key: str | None, since: dt.date | None, until: dt.date | None) -> Any:
-    """The daily rollups of one key (or all), between two days (both included)."""
+def _rollups(
+    key: str | None,
+    since: dt.date | None,
+    until: dt.date | None,
+    *,
+    team: str | None = None,
+    owner: str | None = None,
+) -> Any:
+    """The daily rollups of one key, team or owner (or all), between two days (both
+    included)."""
     rows = UsageDaily.objects.all()
     if key is not None:
         rows = rows.filter(key_name=key)
+    if team is not None:
+        rows = rows.filter(team=team)
+    if owner is not None:
+        rows = rows.filter(owner=owner)
     if since is not None:
         rows = rows.filter(day__gte=since)
     if until is not None:
@@ -61,6 +73,24 @@ def by_key_and_model(
     return [{"key": row["key_name"], "model": row["model"], **_totals(row)} for row in totals]
 
 
+def by_model(
+    since: dt.date,
+    *,
+    key: str | None = None,
+    team: str | None = None,
+    owner: str | None = None,
+) -> list[dict[str, Any]]:
+    """One row per model since a day, of one key, team or owner: the largest cost first."""
+    rows = _rollups(key, since, None, team=team, owner=owner)
+    totals = rows.values("model").annotate(**TOTALS).order_by("-n_cost", "model")
+    out = []
+    for row in totals:
+        numbers = _totals(row)
+        tokens = numbers["prompt_tokens"] + numbers["completion_tokens"]
+        out.append({"model": row["model"] or "-", "tokens": tokens, **numbers})
+    return out
+
+
 def grouped(
     by: str, since: dt.date | None = None, until: dt.date | None = None, key: str | None = None
 ) -> list[dict[str, Any]]:
@@ -72,15 +102,18 @@ def grouped(
     return [{by: row[field] or "-", **_totals(row)} for row in totals]
 
 
-def daily(key: str, days: int = 30) -> list[dict[str, Any]]:
-    """Each of the last ``days`` days (oldest first, days without use included)."""
+def daily(
+    key: str | None = None,
+    days: int = 30,
+    *,
+    team: str | None = None,
+    owner: str | None = None,
+) -> list[dict[str, Any]]:
+    """Each of the last ``days`` days (oldest first, days without use included): requests,
+    tokens and cost of one key, team or owner."""
     first = today() - dt.timedelta(days=days - 1)
-    found = {
-        row["day"]: row
-        for row in UsageDaily.objects.filter(key_name=key, day__gte=first)
-        .values("day")
-        .annotate(**TOTALS)
-    }
+    rows = _rollups(key, first, None, team=team, owner=owner)
+    found = {row["day"]: row for row in rows.values("day").annotate(**TOTALS)}
     out = []
     for offset in range(days):
         day = first + dt.timedelta(days=offset)
@@ -90,6 +123,7 @@ def daily(key: str, days: int = 30) -> list[dict[str, Any]]:
                 "day": day,
                 "requests": totals["requests"] if totals else 0,
                 "tokens": totals["prompt_tokens"] + totals["completion_tokens"] if totals else 0,
+                "cost": Decimal(totals["cost"]) if totals else Decimal(0),
             }
         )
     return out
@@ -114,20 +148,6 @@ def top(
         tokens = totals["prompt_tokens"] + totals["completion_tokens"]
         out.append({"name": row[field] or "-", "tokens": tokens, **totals})
     return out
-
-
-def daily_cost(team: str | None = None, days: int = 30) -> list[dict[str, Any]]:
-    """Each of the last ``days`` days' cost (oldest first, days without use at 0), of one
-    team or of all."""
-    first = today() - dt.timedelta(days=days - 1)
-    rows = UsageDaily.objects.filter(day__gte=first)
-    if team is not None:
-        rows = rows.filter(team=team)
-    found = {row["day"]: row["cost"] for row in rows.values("day").annotate(cost=Sum("cost"))}
-    return [
-        {"day": day, "cost": Decimal(found.get(day) or 0)}
-        for day in (first + dt.timedelta(days=offset) for offset in range(days))
-    ]
 
 
 def errors_by_code(since: dt.date) -> list[dict[str, Any]]:

@@ -4,10 +4,11 @@ import argparse
 import datetime as dt
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
 from llm_gateway import keys
+from llm_gateway.management.audited import AuditedCommand
 from llm_gateway.management.limit_options import (
     add_limit_arguments,
     limit_values,
@@ -17,7 +18,7 @@ from llm_gateway.management.limit_options import (
 from llm_gateway.models import ApiKey
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Create an API key; the raw key is the last line of the output, shown this once."
 
     def add_arguments(self, parser: CommandParser) -> None:

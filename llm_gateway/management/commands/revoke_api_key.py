@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from llm_gateway import keys
+from llm_gateway.management.audited import AuditedCommand
 from llm_gateway.models import ApiKey
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = (
         "Revoke an API key by name or by prefix (the 8 characters after 'sk-'); "
         "every gateway process refuses it within a second."

@@ -2,14 +2,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from llm_gateway import keys
+from llm_gateway.management.audited import AuditedCommand
 from llm_gateway.management.limit_options import add_limit_arguments, set_limits
 from llm_gateway.models import ApiKey
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = (
         "Set or clear an API key's limits (0 or none clears one); every gateway process "
         "applies them within a second."

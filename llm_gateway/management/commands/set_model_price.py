@@ -3,9 +3,10 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from llm_gateway.conf import conf
+from llm_gateway.management.audited import AuditedCommand
 from llm_gateway.models import ModelPrice
 
 
@@ -19,7 +20,7 @@ def _price(value: str) -> Decimal:
     return price
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = (
         "Set a model's prices per million tokens (a name or a glob pattern such as llama-3-*; "
         "the most specific pattern wins), or --delete them. Applied by every gateway process "

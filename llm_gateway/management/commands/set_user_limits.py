@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
+from llm_gateway.management.audited import AuditedCommand
 from llm_gateway.management.limit_options import add_limit_arguments, set_limits, user_named
 from llm_gateway.models import UserLimits
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = (
         "Set or clear a user's limits and budgets, shared by all the user's keys (0 or none "
         "clears one); the limits row is created if needed."
