@@ -19,6 +19,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar, overload
+from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
 
@@ -133,8 +134,11 @@ def _parse_networks(value: Any) -> list[ipaddress.IPv4Network | ipaddress.IPv6Ne
 
 def _parse_redis_url(value: Any) -> str:
     url = str(value).strip()
-    if url and not url.startswith(("redis://", "rediss://")):
-        raise ValueError("must be a redis:// or rediss:// URL")
+    schemes = ("redis://", "rediss://", "redis+sentinel://", "rediss+sentinel://")
+    if url and not url.startswith(schemes):
+        raise ValueError("must be a redis://, rediss:// or redis+sentinel:// URL")
+    if "+sentinel://" in url and not (urlsplit(url).hostname and urlsplit(url).path.strip("/")):
+        raise ValueError("a Sentinel URL names its sentinels and master: host:26379/mymaster")
     return url
 
 
@@ -337,7 +341,9 @@ class Settings:
         "",
         _parse_redis_url,
         "The Redis every process shares limits in (default: the REDIS_URL environment "
-        "variable); empty: each process counts alone, in memory.",
+        "variable): redis://host:6379/0, or through Sentinel "
+        "redis+sentinel://host:26379,host2:26379/mymaster/0; empty: each process counts "
+        "alone, in memory.",
         fallback_env="REDIS_URL",
     )
     LIMITS_FAIL = Setting(

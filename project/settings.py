@@ -121,7 +121,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 
-if redis_url := os.environ.get("REDIS_URL"):
+# Django's cache holds only the last-used write's throttle (one write per key and interval
+# in the fleet). Its Redis backend speaks to one server: behind Sentinel (redis+sentinel://)
+# each process throttles its own writes instead, the limits still go through Sentinel.
+redis_url = os.environ.get("REDIS_URL", "")
+if redis_url.startswith(("redis://", "rediss://")):
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",

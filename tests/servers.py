@@ -128,6 +128,28 @@ def redis_server(tmp: Path, port: int | None = None, host: str = "127.0.0.1") ->
     return Server(argv, port, {}, tmp / f"redis-{port}.log", host=host)
 
 
+def redis_replica(tmp: Path, primary: Server) -> Server:
+    """A private redis-server replicating ``primary``."""
+    server = redis_server(tmp)
+    server.argv += ["--replicaof", primary.host, str(primary.port)]
+    return server
+
+
+def redis_sentinel(tmp: Path, primary: Server, name: str = "mymaster", quorum: int = 2) -> Server:
+    """A Sentinel watching ``primary``: down after 1 s, a failover within a few seconds."""
+    port = free_port()
+    config = tmp / f"sentinel-{port}.conf"  # Sentinel rewrites its file: one per sentinel
+    config.write_text(
+        f"port {port}\nbind 127.0.0.1\nprotected-mode no\n"
+        f"sentinel monitor {name} {primary.host} {primary.port} {quorum}\n"
+        f"sentinel down-after-milliseconds {name} 1000\n"
+        f"sentinel failover-timeout {name} 4000\n"
+        f"sentinel parallel-syncs {name} 1\n"
+    )
+    argv = ["redis-server", str(config), "--sentinel"]
+    return Server(argv, port, {}, tmp / f"sentinel-{port}.log")
+
+
 def local_engine(tmp: Path, port: int | None = None) -> Server:
     """llama.cpp's OpenAI server with SmolLM2-135M (manage.py run_local_engine)."""
     port = port or free_port()

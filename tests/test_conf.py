@@ -1,3 +1,4 @@
+import pytest
 from django.test import override_settings
 
 from llm_gateway.conf import conf
@@ -37,3 +38,15 @@ def test_an_empty_request_id_header_means_none():
 def test_upstream_url_loses_its_trailing_slash():
     with override_settings(LLM_GATEWAY_UPSTREAM_URL="http://h:1/v1/"):
         assert conf.UPSTREAM_URL == "http://h:1/v1"
+
+
+def test_a_sentinel_url_is_a_redis_url_and_a_broken_one_is_refused():
+    url = "redis+sentinel://s1:26379,s2:26379/mymaster/0"
+    with override_settings(LLM_GATEWAY_REDIS_URL=url):
+        assert url == conf.REDIS_URL
+    broken = override_settings(LLM_GATEWAY_REDIS_URL="redis+sentinel://s1:26379/")
+    with broken, pytest.raises(ValueError, match="names its sentinels and master"):
+        conf.REDIS_URL  # noqa: B018 (the read is the test)
+    other = override_settings(LLM_GATEWAY_REDIS_URL="http://s1:6379/0")
+    with other, pytest.raises(ValueError, match="redis://, rediss:// or redis"):
+        conf.REDIS_URL  # noqa: B018

@@ -21,7 +21,8 @@ from collections.abc import Iterable
 
 from ..core.fairness import MemoryCounters
 from ..upstream.background import Background
-from .redis_client import RedisConnection, RedisUnavailable, Script
+from .redis_client import RedisUnavailable, Script
+from .redis_sentinel import connection_for
 
 logger = logging.getLogger(__name__)
 TTL_SECONDS = 86_400  # counters nobody charged for a day are dropped
@@ -46,7 +47,7 @@ class SharedCounters(MemoryCounters):
         super().__init__()
         self.key = f"{namespace}:fair:counters"
         self.interval = interval
-        self.connection = RedisConnection(url, timeout, (SYNC,))
+        self.connection = connection_for(url, timeout, (SYNC,))
         self.process = uuid.uuid4().hex[:12]
         self.mine: dict[str, float] = {}  # what this process charged each tenant, in all
         self.dirty: set[str] = set()  # tenants whose total Redis has not taken yet

@@ -5,7 +5,8 @@ Why not redis-py's asyncio client: measured here at 100-150 us of CPU per ``EVAL
 (its pool, locks and per-command bookkeeping) against 14-40 us for this one, and the limits
 cost two calls a request (bench/limits_cost.py). redis-py stays for everything else (the
 cache); this speaks only what the limits need: ``EVALSHA`` with a ``SCRIPT LOAD`` when Redis
-answers ``NOSCRIPT``, ``AUTH`` and ``SELECT`` from the URL, TLS for ``rediss://``.
+answers ``NOSCRIPT``, ``AUTH`` and ``SELECT`` from the URL, TLS for ``rediss://``
+(``redis_sentinel`` finds the server through Sentinel).
 
 Commands written in the same loop iteration leave in one write. A command waits at most
 ``timeout`` seconds:
@@ -84,6 +85,11 @@ class _Protocol(asyncio.Protocol):
             future = pending.popleft()[0]
             if not future.done():
                 future.set_result(reply)
+            # A master demoted to replica (a failover) answers READONLY: the next command
+            # reconnects, and through Sentinel finds the new master.
+            readonly = isinstance(reply, hiredis.ReplyError) and str(reply).startswith("READONLY")
+            if readonly and self.transport is not None:
+                self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.fail(RedisUnavailable(f"connection to Redis lost: {exc or 'closed'}"))

@@ -16,6 +16,7 @@ from typing import Any
 import hiredis
 
 from .redis_client import RedisConnection, Script
+from .redis_sentinel import connection_for
 from .store import WINDOW_SECONDS, Check, Decision
 
 logger = logging.getLogger(__name__)
@@ -147,7 +148,7 @@ class RedisStore:
     def connection(self) -> RedisConnection:
         loop = asyncio.get_running_loop()
         if self._connection is None or self._loop is not loop:
-            self._connection = RedisConnection(self.url, self.timeout, (ADMIT, SETTLE, RENEW))
+            self._connection = connection_for(self.url, self.timeout, (ADMIT, SETTLE, RENEW))
             self._loop = loop
         return self._connection
 
