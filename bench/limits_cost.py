@@ -2,9 +2,11 @@
 limit (one level), then a key, its owner and its team each with every limit and a money
 budget (three levels, priced), 16 requests at a time; in process memory, and in Redis when
 REDIS_URL is set, next to redis-py's asyncio client running the same script (why
-limits/redis_client.py exists).
+limits/redis_client.py exists); on a Redis Cluster with ``--cluster URL`` (any one node), next
+to redis-py's asyncio ``RedisCluster`` (why limits/redis_cluster.py exists).
 
     REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python bench/limits_cost.py [--requests N]
+        [--cluster redis://127.0.0.1:7000/0]
 """
 
 from __future__ import annotations
@@ -45,8 +47,11 @@ PRICE = Price("fake-*", Decimal("0.15"), Decimal("0.075"), Decimal("0.60"), 1)
 BODY = b'{"model":"fake-model","messages":[{"role":"user","content":"Say hello."}],"max_tokens":32}'
 
 
-async def policy_cost(requests: int, redis_url: str, scopes: tuple[Scope, ...] = SCOPES) -> float:
-    policy = LimitsPolicy(LimitsOptions(redis_url=redis_url, namespace="bench"))
+async def policy_cost(
+    requests: int, redis_url: str, scopes: tuple[Scope, ...] = SCOPES, cluster: bool = False
+) -> float:
+    options = LimitsOptions(redis_url=redis_url, redis_cluster=cluster, namespace="bench")
+    policy = LimitsPolicy(options)
     principal = Principal(1, "bench", "bench000", scopes)
     price = PRICE if scopes is LEVELS else None
     payload = orjson.loads(BODY)
@@ -77,10 +82,10 @@ async def policy_cost(requests: int, redis_url: str, scopes: tuple[Scope, ...] =
     return cost
 
 
-async def redis_py_cost(url: str, calls: int) -> float:
+async def redis_py_cost(url: str, calls: int, cluster: bool = False) -> float:
     import redis.asyncio as redis
 
-    client = redis.Redis.from_url(url)
+    client = (redis.RedisCluster if cluster else redis.Redis).from_url(url)
     script = client.register_script(ADMIT.source)
     args = [60, 30000, "w:1000000000:0", "1", "bench"]
     await script(keys=["bench:{t}:redis-py"], args=args)
@@ -99,6 +104,7 @@ async def redis_py_cost(url: str, calls: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=16_000)
+    parser.add_argument("--cluster", default="", help="a Redis Cluster node's URL")
     args = parser.parse_args()
     url = os.environ.get("REDIS_URL", "")
     memory = uvloop.run(policy_cost(args.requests, ""))
@@ -110,16 +116,34 @@ def main() -> None:
     )
     if not url:
         print("REDIS_URL is not set: Redis skipped")
-        return
-    shared = uvloop.run(policy_cost(args.requests, url))
+    else:
+        single_node_cost(args.requests, url)
+    if args.cluster:
+        cluster_cost(args.requests, args.cluster)
+
+
+def single_node_cost(requests: int, url: str) -> None:
+    shared = uvloop.run(policy_cost(requests, url))
     print(f"limits in Redis:  {shared * 1e6:.1f} us CPU per request (admit + settle)")
-    levels = uvloop.run(policy_cost(args.requests, url, LEVELS))
+    levels = uvloop.run(policy_cost(requests, url, LEVELS))
     print(
         f"three levels in Redis, money budgets priced: {levels * 1e6:.1f} us "
         f"(x{levels / shared:.2f} one level)"
     )
-    redis_py = uvloop.run(redis_py_cost(url, args.requests))
+    redis_py = uvloop.run(redis_py_cost(url, requests))
     print(f"redis-py asyncio: {redis_py * 1e6:.1f} us CPU per EVALSHA")
+
+
+def cluster_cost(requests: int, url: str) -> None:
+    one = uvloop.run(policy_cost(requests, url, cluster=True))
+    print(f"limits on a Redis Cluster: {one * 1e6:.1f} us CPU per request (admit + settle)")
+    levels = uvloop.run(policy_cost(requests, url, LEVELS, cluster=True))
+    print(
+        f"three levels on a Redis Cluster (two slots), money budgets priced: "
+        f"{levels * 1e6:.1f} us (x{levels / one:.2f} one level)"
+    )
+    redis_py = uvloop.run(redis_py_cost(url, requests, cluster=True))
+    print(f"redis-py asyncio RedisCluster: {redis_py * 1e6:.1f} us CPU per EVALSHA")
 
 
 if __name__ == "__main__":

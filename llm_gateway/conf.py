@@ -346,6 +346,11 @@ class Settings:
         "alone, in memory.",
         fallback_env="REDIS_URL",
     )
+    REDIS_CLUSTER = Setting(
+        False,
+        parse_bool,
+        "REDIS_URL names one node of a Redis Cluster: each script goes to its slot's master.",
+    )
     LIMITS_FAIL = Setting(
         "open", one_of("open", "closed"), "Redis unreachable: open serves uncounted, closed 503."
     )

@@ -119,6 +119,7 @@ class RuntimeOptions:
             auth_prefixes=tuple(conf.AUTH_PREFIXES),
             limits=LimitsOptions(
                 redis_url=conf.REDIS_URL,
+                redis_cluster=conf.REDIS_CLUSTER,
                 fail=conf.LIMITS_FAIL,
                 timeout=conf.LIMITS_TIMEOUT,
                 lease_seconds=conf.LIMITS_LEASE_SECONDS,
@@ -204,7 +205,11 @@ class Runtime:
         ]  # /v1/gateway/...: the key's own usage
         # The fair-share counters: shared by every process through Redis when there is one.
         self.fair_counters = (
-            SharedCounters(options.limits.redis_url, options.limits.namespace)
+            SharedCounters(
+                options.limits.redis_url,
+                options.limits.namespace,
+                cluster=options.limits.redis_cluster,
+            )
             if options.schedule.enabled and options.limits.redis_url
             else None
         )

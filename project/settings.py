@@ -123,9 +123,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 # Django's cache holds only the last-used write's throttle (one write per key and interval
 # in the fleet). Its Redis backend speaks to one server: behind Sentinel (redis+sentinel://)
-# each process throttles its own writes instead, the limits still go through Sentinel.
+# or on a Redis Cluster each process throttles its own writes instead; the limits still go
+# through Sentinel or the cluster.
 redis_url = os.environ.get("REDIS_URL", "")
-if redis_url.startswith(("redis://", "rediss://")):
+on_cluster = os.environ.get("LLM_GATEWAY_REDIS_CLUSTER", "").lower() in ("1", "true", "yes", "on")
+if redis_url.startswith(("redis://", "rediss://")) and not on_cluster:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",

@@ -121,10 +121,13 @@ def fake_upstream(
 
 
 def redis_server(tmp: Path, port: int | None = None, host: str = "127.0.0.1") -> Server:
-    """A private redis-server (nothing kept on disk), for tests that stop and start it."""
+    """A private redis-server (nothing kept on disk), for tests that stop and start it. Its
+    directory is ``tmp``: a replica's full sync writes an RDB file there, and a server reads
+    one at start, so none is shared with another test's server or left in the checkout."""
     port = port or free_port()
     argv = ["redis-server", "--port", str(port), "--bind", host, "--save", ""]
-    argv += ["--appendonly", "no", "--protected-mode", "no"]
+    argv += ["--appendonly", "no", "--protected-mode", "no", "--dir", str(tmp)]
+    argv += ["--dbfilename", f"dump-{port}.rdb"]
     return Server(argv, port, {}, tmp / f"redis-{port}.log", host=host)
 
 
@@ -215,3 +218,15 @@ def otlp_receiver(tmp: Path, port: int | None = None) -> Server:
     port = port or free_port()
     argv = [sys.executable, str(ROOT / "tests" / "otlp_receiver.py"), "--port", str(port)]
     return Server(argv, port, {}, tmp / f"otlp-{port}.log")
+
+
+def redis_cluster_node(tmp: Path) -> Server:
+    """A private redis-server with cluster mode on (its node file in ``tmp``); a failover
+    within about two seconds of a master's death."""
+    server = redis_server(tmp)
+    server.argv += ["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"]
+    server.argv += ["--cluster-config-file", str(tmp / f"nodes-{server.port}.conf")]
+    # The bus port defaults to the port + 10000, past 65535 for most ports the system hands
+    # out: a free port of its own.
+    server.argv += ["--cluster-port", str(free_port())]
+    return server

@@ -5,11 +5,9 @@ from __future__ import annotations
 import pytest
 
 from llm_gateway.limits.redis_client import RedisConnection
-from llm_gateway.limits.redis_sentinel import (
-    SentinelConnection,
-    connection_for,
-    parse_sentinel_url,
-)
+from llm_gateway.limits.redis_cluster import ClusterConnection
+from llm_gateway.limits.redis_nodes import connection_for
+from llm_gateway.limits.redis_sentinel import SentinelConnection, parse_sentinel_url
 
 
 def test_a_sentinel_url_names_the_sentinels_the_master_and_the_database():
@@ -37,3 +35,4 @@ def test_the_url_picks_the_connection_and_the_master_s_password_is_kept():
     assert isinstance(through, SentinelConnection)
     assert (through.service, through.db, through.password) == ("mymaster", 3, "pw")
     assert through.sentinels == [("s1", 26379)]
+    assert isinstance(connection_for("redis://n1:7000", 1.0, (), cluster=True), ClusterConnection)

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from ..core.fairness import MemoryCounters
 from ..upstream.background import Background
 from .redis_client import RedisUnavailable, Script
-from .redis_sentinel import connection_for
+from .redis_nodes import connection_for
 
 logger = logging.getLogger(__name__)
 TTL_SECONDS = 86_400  # counters nobody charged for a day are dropped
@@ -42,12 +42,17 @@ return redis.call('HGETALL', KEYS[1])
 
 class SharedCounters(MemoryCounters):
     def __init__(
-        self, url: str, namespace: str, interval: float = 0.1, timeout: float = 0.5
+        self,
+        url: str,
+        namespace: str,
+        interval: float = 0.1,
+        timeout: float = 0.5,
+        cluster: bool = False,
     ) -> None:
         super().__init__()
         self.key = f"{namespace}:fair:counters"
         self.interval = interval
-        self.connection = connection_for(url, timeout, (SYNC,))
+        self.connection = connection_for(url, timeout, (SYNC,), cluster)
         self.process = uuid.uuid4().hex[:12]
         self.mine: dict[str, float] = {}  # what this process charged each tenant, in all
         self.dirty: set[str] = set()  # tenants whose total Redis has not taken yet

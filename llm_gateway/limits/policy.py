@@ -17,6 +17,7 @@ from ..core.hooks import Admission, Policy
 from ..core.record import RequestRecord
 from ..core.request import GatewayRequest
 from ..errors import ModelNotFound
+from .cluster_store import ClusterStore
 from .plan import Plan
 from .redis_client import RedisUnavailable
 from .redis_store import RedisStore
@@ -33,6 +34,7 @@ RETRY_STORE_SECONDS = 1.0  # after a failure, requests skip the store this long 
 @dataclass(frozen=True, slots=True)
 class LimitsOptions:
     redis_url: str = ""  # empty: this process counts alone, in memory
+    redis_cluster: bool = False  # redis_url names one node of a Redis Cluster
     fail: str = "open"  # Redis unreachable: open (serve uncounted) or closed (503)
     timeout: float = 0.5  # longest wait for Redis before it counts as unreachable
     lease_seconds: float = 30.0  # a dead process's slot is free after this long
@@ -111,7 +113,12 @@ class LimitsPolicy(Policy):
         if self._store is None:
             options = self.options
             url = options.redis_url
-            self._store = RedisStore(url, options.timeout) if url else MemoryStore()
+            if not url:
+                self._store = MemoryStore()
+            elif options.redis_cluster:
+                self._store = ClusterStore(url, options.timeout)
+            else:
+                self._store = RedisStore(url, options.timeout)
         return self._store
 
     async def admit(self, request: GatewayRequest, record: RequestRecord) -> Admission | None:

@@ -32,6 +32,28 @@ class RedisUnavailable(Exception):
     """Redis could not be reached, timed out, or answered with an error."""
 
 
+class Redirected(RedisUnavailable):
+    """A cluster node answered ``MOVED`` or ``ASK``: the slot is served at ``address``. The
+    command did not run, so it may be sent again there (``redis_cluster`` does)."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(f"Redis answered: {reply}")
+        kind, slot, address = reply.split()[:3]
+        self.ask, self.slot = kind == "ASK", int(slot)
+        host, _, port = address.rpartition(":")
+        self.address = (host or "127.0.0.1", int(port))
+
+
+def failure(reply: hiredis.ReplyError) -> RedisUnavailable:
+    """The exception an error reply raises."""
+    text = str(reply)
+    return (
+        Redirected(text)
+        if text.startswith(("MOVED ", "ASK "))
+        else RedisUnavailable(f"Redis answered: {text}")
+    )
+
+
 def bulk(arg: bytes | str | int | float) -> bytes:
     data = arg if isinstance(arg, bytes) else str(arg).encode()
     return b"$%d\r\n%s\r\n" % (len(data), data)
@@ -123,7 +145,7 @@ class RedisConnection:
         protocol = self._protocol or await self._connect()
         reply = await self._send(protocol, pack(*args))
         if isinstance(reply, hiredis.ReplyError):
-            raise RedisUnavailable(f"Redis answered: {reply}")
+            raise failure(reply)
         return reply
 
     async def evalsha(self, script: Script, keys: list[str], args: list[Any]) -> Any:
@@ -148,7 +170,7 @@ class RedisConnection:
             await self.call(b"SCRIPT", b"LOAD", script.source)
             reply = await self._send(protocol, command)
         if isinstance(reply, hiredis.ReplyError):
-            raise RedisUnavailable(f"Redis answered: {reply}")
+            raise failure(reply)
         return reply
 
     def _send(self, protocol: _Protocol, command: bytes) -> asyncio.Future[Any]:

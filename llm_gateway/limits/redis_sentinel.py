@@ -26,13 +26,6 @@ from .redis_client import RedisConnection, RedisUnavailable, Script
 SCHEMES = ("redis+sentinel", "rediss+sentinel")
 
 
-def connection_for(url: str, timeout: float, scripts: tuple[Script, ...]) -> RedisConnection:
-    """The connection a ``REDIS_URL`` names: through Sentinel, or to the one server."""
-    if url.startswith(tuple(f"{scheme}://" for scheme in SCHEMES)):
-        return SentinelConnection(url, timeout, scripts)
-    return RedisConnection(url, timeout, scripts)
-
-
 def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int]:
     """The sentinels' addresses, the master's name and the database of a sentinel URL."""
     parts = urlsplit(url)

@@ -16,7 +16,7 @@ from typing import Any
 import hiredis
 
 from .redis_client import RedisConnection, Script
-from .redis_sentinel import connection_for
+from .redis_sentinel import SCHEMES, SentinelConnection
 from .store import WINDOW_SECONDS, Check, Decision
 
 logger = logging.getLogger(__name__)
@@ -136,6 +136,42 @@ return 1
 )
 
 
+Shape = tuple[tuple[str, str, int, float], ...]  # per check: counter, code, limit, period end
+
+
+def admit_args(shape: Shape, lease_seconds: float) -> list[Any]:
+    """``ADMIT``'s arguments but for the amounts and the lease (the same for every request of
+    a key in a period)."""
+    spec = ";".join(f"{code}:{limit}:{int(end)}" for _, code, limit, end in shape)
+    return [WINDOW_SECONDS, int(lease_seconds * 1000), spec]
+
+
+def decision_of(reply: list[Any]) -> Decision:
+    refused, too_large, retry_ms, second = reply[:4]
+    return Decision(
+        refused - 1 if refused else None,
+        bool(too_large),
+        retry_ms / 1000,
+        second,
+        reply[4::2],
+        [ms / 1000 for ms in reply[5::2]],
+    )
+
+
+def settle_deltas(checks: list[Check], actual: int, cost: int) -> tuple[list[str], list[str]]:
+    """``SETTLE``'s keys and deltas: reservations to the actual use, the lease freed."""
+    keys, deltas = [], []
+    for check in checks:
+        if check.kind == "requests":
+            continue
+        delta = (cost if check.kind == "cost" else actual) - check.amount
+        if check.code != "p" and delta == 0:
+            continue
+        keys.append(check.counter)
+        deltas.append(f"{check.code}:{delta}")
+    return keys, deltas
+
+
 class RedisStore:
     def __init__(self, url: str, timeout: float) -> None:
         self.url, self.timeout = url, timeout
@@ -148,7 +184,10 @@ class RedisStore:
     def connection(self) -> RedisConnection:
         loop = asyncio.get_running_loop()
         if self._connection is None or self._loop is not loop:
-            self._connection = connection_for(self.url, self.timeout, (ADMIT, SETTLE, RENEW))
+            scripts = (ADMIT, SETTLE, RENEW)
+            sentinel = self.url.startswith(tuple(f"{scheme}://" for scheme in SCHEMES))
+            kind = SentinelConnection if sentinel else RedisConnection
+            self._connection = kind(self.url, self.timeout, scripts)
             self._loop = loop
         return self._connection
 
@@ -159,38 +198,21 @@ class RedisStore:
             head = self._head(shape, lease_seconds)
         amounts = ",".join([str(check.amount) for check in checks])
         reply = await self.connection().evalsha_packed(ADMIT, head, amounts, lease)
-        refused, too_large, retry_ms, second = reply[:4]
-        return Decision(
-            refused - 1 if refused else None,
-            bool(too_large),
-            retry_ms / 1000,
-            second,
-            reply[4::2],
-            [ms / 1000 for ms in reply[5::2]],
-        )
+        return decision_of(reply)
 
-    def _head(self, shape: tuple[tuple[str, str, int, float], ...], lease_seconds: float) -> bytes:
+    def _head(self, shape: Shape, lease_seconds: float) -> bytes:
         """What every admission of a key sends the same: keys, limits, periods (cached)."""
         if len(self._heads) > 10_000:
             self._heads.clear()
-        spec = ";".join(f"{code}:{limit}:{int(end)}" for _, code, limit, end in shape)
         keys = [counter for counter, *_ in shape]
-        args = [WINDOW_SECONDS, int(lease_seconds * 1000), spec]
+        args = admit_args(shape, lease_seconds)
         head = self._heads[(shape, lease_seconds)] = ADMIT.head(keys, args, extra=2)
         return head
 
     def settle(
         self, checks: list[Check], decision: Decision, lease: str, actual: int, cost: int = 0
     ) -> None:
-        keys, deltas = [], []
-        for check in checks:
-            if check.kind == "requests":
-                continue
-            delta = (cost if check.kind == "cost" else actual) - check.amount
-            if check.code != "p" and delta == 0:
-                continue
-            keys.append(check.counter)
-            deltas.append(f"{check.code}:{delta}")
+        keys, deltas = settle_deltas(checks, actual, cost)
         if keys:
             args = [decision.second, lease, ";".join(deltas)]
             connection = self.connection()

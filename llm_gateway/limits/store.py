@@ -57,6 +57,7 @@ class Decision:
     second: int  # the window bucket this request was counted in (settle adjusts it)
     used: list[int] = field(default_factory=list)
     resets: list[float] = field(default_factory=list)
+    seconds: list[int] = field(default_factory=list)  # per check, when its node's clock differs
 
 
 class LimitStore(Protocol):
