@@ -7,7 +7,10 @@
 # gateway-django-api (the same with only the gateway's middleware, project.settings_api),
 # gateway-pg (the fast path with its request log in PostgreSQL: BENCH_DATABASE_URL),
 # gateway-limits (the fast path, its key with every limit, in the Redis of BENCH_REDIS_URL;
-# its request log in BENCH_DATABASE_URL when set, as gateway-pg's).
+# its request log in BENCH_DATABASE_URL when set, as gateway-pg's), gateway-off (the fast path
+# with usage, the request log, metrics and the scheduler off), gateway-all (every feature on:
+# the request log in BENCH_DATABASE_URL, every limit on the key and money budgets on it, its
+# owner and its team in BENCH_REDIS_URL, the model priced, metrics, the scheduler; tracing off).
 # BENCH_BASE=REV adds gateway-before: the fast path as it was at commit REV (a worktree in
 # /tmp sharing this .venv), so a change is measured before and after in one run.
 # BENCH_TARGETS=gateway,gateway-django picks some. Peers: direct, nginx, LiteLLM (../shared/bench). About 10 minutes with the defaults.
@@ -49,5 +52,11 @@ fi
 if [[ -n "${BENCH_REDIS_URL:-}" ]]; then
     target gateway-limits 8007 --env "REDIS_URL=$BENCH_REDIS_URL" --env BENCH_KEY_LIMITS=true \
         ${BENCH_DATABASE_URL:+--env "DATABASE_URL=$BENCH_DATABASE_URL"}
+fi
+target gateway-off 8010 --env LLM_GATEWAY_USAGE=false --env LLM_GATEWAY_REQUEST_LOG=false \
+    --env LLM_GATEWAY_METRICS=false --env LLM_GATEWAY_SCHEDULER=false
+if [[ -n "${BENCH_REDIS_URL:-}" && -n "${BENCH_DATABASE_URL:-}" ]]; then
+    target gateway-all 8011 --env "REDIS_URL=$BENCH_REDIS_URL" --env "DATABASE_URL=$BENCH_DATABASE_URL" \
+        --env BENCH_KEY_LIMITS=true --env BENCH_MONEY=true
 fi
 exec "$SHARED/run.sh" --duration 8 "$@" "${args[@]}"

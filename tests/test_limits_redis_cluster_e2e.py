@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 
 import pytest
 import redis
@@ -20,7 +21,7 @@ from redis.crc import key_slot
 from llm_gateway.models import ApiKey
 
 from . import servers
-from .test_limits_e2e import CHAT, burst, count, post, team_keys
+from .test_limits_e2e import CHAT, burst, count, new_key, post, team_keys
 from .waiting import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -122,6 +123,22 @@ def test_limits_are_exact_across_two_processes_on_a_cluster(cluster, gateways):
         )
     )
     assert count(parallel, 200) == 4 and count(parallel, 429) == 36
+
+
+def test_tokens_and_a_token_budget_are_exact_across_two_processes_on_a_cluster(gateways):
+    body = {**CHAT, "max_tokens": 99}  # reserves 100 each; answers after half a second
+    tokens = asyncio.run(burst(gateways, new_key(tpm=1000), 30, body, **{"X-Fake-Sleep-Ms": "500"}))
+    assert count(tokens, 200) == 10 and count(tokens, 429) == 20
+    budget = new_key(token_budget=500)
+    results = asyncio.run(burst(gateways, budget, 20, body, **{"X-Fake-Sleep-Ms": "500"}))
+    assert count(results, 200) == 5 and count(results, 429) == 15
+    assert all(
+        r.json()["error"]["code"] == "insufficient_quota" for r in results if r.status_code == 429
+    )
+    # Settled to the usage on the cluster (5 x 12 used): 4 more of 100 fit, not 5.
+    time.sleep(0.5)  # the settles, sent as each answer ended
+    again = asyncio.run(burst(gateways, budget, 10, body, **{"X-Fake-Sleep-Ms": "500"}))
+    assert count(again, 200) == 4
 
 
 def test_a_team_s_key_touches_two_slots_and_a_refusal_gives_back_the_other(cluster, gateways):
